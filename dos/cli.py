@@ -1,0 +1,54 @@
+"""The `dos` command line.
+
+Every command lives in its own module, which exposes `configure(parser)` (declare the
+arguments) and `run(args) -> int` (do the work). The table below is the whole list: no
+registry, no plugin discovery. Command modules keep heavy imports inside `run`, so
+`dos --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command words, module, one-line help)
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("bench", "objective"), "dos.bench.objective", "time Zipf-Sinkhorn + softmap loss against Algorithm 1 as written"),
+    (("reproduce",), "dos.reproduce", "run the main job at a scale (the README's first command)"),
+]
+
+
+class DosError(Exception):
+    """An error with a message meant for the user (bad input, bad config): printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dos", description=__doc__.splitlines()[0])
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): parser.add_subparsers(dest="command", required=True)}
+    parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for words, module_name, help_text in COMMANDS:
+        for depth in range(1, len(words)):
+            prefix = words[:depth]
+            if prefix not in groups:
+                sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
+                parsers[prefix] = sub
+                groups[prefix] = sub.add_subparsers(dest=f"command_{depth}", required=True)
+        leaf = groups[words[:-1]].add_parser(words[-1], help=help_text, description=help_text)
+        leaf.set_defaults(_module=module_name)
+        importlib.import_module(module_name).configure(leaf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except DosError as error:
+        print(f"dos: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
