@@ -1,0 +1,79 @@
+"""The distillation targets compared in Tables 5 and 10, as options of one objective.
+
+Every option maps matched student/teacher embeddings (L2-normalised, [N, D]) of the supervised points to a loss:
+- "softmap" (DOS): teacher softmaps over points, optionally regularised by (Zipf-)Sinkhorn; KL to the
+  student's softmaps. `sinkhorn=False` is "softmap without Sinkhorn"; `zipf_alpha=0` is the uniform
+  Sinkhorn-Knopp; `zipf_alpha>0` is Zipf-Sinkhorn.
+- "clustering" (Sonata-style online clustering): Sinkhorn assignments normalised over prototypes for each
+  point, cross-entropy to the student's per-point softmax over prototypes. The transport problem spans the
+  whole batch (all clouds together), as in Sonata; `all_reduce` extends it across processes.
+- "regression" (MSM-style feature regression): 1 - cosine(student, teacher); prototypes are not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dos.objectives.segments import segment_bounds
+from dos.objectives.sinkhorn import AllReduce, sinkhorn_point_assignments, zipf_sinkhorn
+from dos.objectives.softmap import softmap, softmap_loss
+
+TARGETS = ("softmap", "clustering", "regression")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    target: str = "softmap"
+    sinkhorn: bool = True       # regularise the teacher targets with (Zipf-)Sinkhorn
+    zipf_alpha: float = 1.3     # Zipf exponent of the prototype prior; 0 = uniform
+    sinkhorn_iters: int = 3
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"objective.target must be one of {TARGETS}, got {self.target!r}")
+        if self.zipf_alpha < 0:
+            raise ValueError(f"objective.zipf_alpha must be >= 0, got {self.zipf_alpha}")
+        if self.sinkhorn_iters < 1:
+            raise ValueError(f"objective.sinkhorn_iters must be >= 1, got {self.sinkhorn_iters}")
+
+
+def _mean_over_clouds(per_point: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
+    means = [per_point[a:b].mean() for a, b in segment_bounds(per_point.shape[0], segments) if b > a]
+    return torch.stack(means).mean()
+
+
+def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher_embed: torch.Tensor,
+                      prototypes: torch.Tensor | None, student_temp: float, teacher_temp: float,
+                      segments: torch.Tensor | None = None, all_reduce: AllReduce | None = None) -> torch.Tensor:
+    """Loss between matched rows of student and teacher embeddings, averaged over point clouds.
+
+    `prototypes` [K, D] must be unit-norm (cosine logits); the teacher side carries no gradient.
+    """
+    if student_embed.shape != teacher_embed.shape:
+        raise ValueError(f"student {tuple(student_embed.shape)} and teacher {tuple(teacher_embed.shape)} "
+                         "embeddings must be matched row by row")
+    teacher_embed = teacher_embed.detach()
+    if config.target == "regression":
+        cosine = F.cosine_similarity(student_embed.float(), teacher_embed.float(), dim=1)
+        return _mean_over_clouds(1.0 - cosine, segments)
+    if prototypes is None:
+        raise ValueError(f"the {config.target!r} target needs prototypes")
+    student_logits = student_embed @ prototypes.t() / student_temp
+    with torch.no_grad():
+        teacher_logits = teacher_embed @ prototypes.detach().t() / teacher_temp
+    if config.target == "clustering":
+        if config.sinkhorn:
+            targets = sinkhorn_point_assignments(teacher_logits, config.zipf_alpha, config.sinkhorn_iters,
+                                                 None, all_reduce)
+        else:
+            targets = torch.softmax(teacher_logits.float(), dim=1)
+        cross_entropy = -(targets * torch.log_softmax(student_logits.float(), dim=1)).sum(dim=1)
+        return _mean_over_clouds(cross_entropy, segments)
+    if config.sinkhorn:
+        targets = zipf_sinkhorn(teacher_logits, config.zipf_alpha, config.sinkhorn_iters, segments)
+    else:
+        targets = softmap(teacher_logits, segments)
+    return softmap_loss(student_logits, targets, segments)
