@@ -24,22 +24,27 @@ def _row_chunks(start: int, stop: int, width: int):
         yield a, min(a + step, stop)
 
 
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for half/bfloat16/float32 input, float64 for float64 input."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def softmap(logits: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax over points for each prototype, within each point cloud (float32)."""
-    out = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+    """Softmax over points for each prototype, within each point cloud (float32, or float64 for float64 input)."""
+    out = torch.empty(logits.shape, dtype=_work_dtype(logits), device=logits.device)
     for start, stop in segment_bounds(logits.shape[0], segments):
         if stop > start:
-            out[start:stop] = torch.softmax(logits[start:stop].float(), dim=0)
+            out[start:stop] = torch.softmax(logits[start:stop].to(out.dtype), dim=0)
     return out
 
 
 def _column_logsumexp(x: torch.Tensor) -> torch.Tensor:
-    """logsumexp over rows of x (float32 result), by row blocks with a running maximum."""
-    k = x.shape[1]
-    running_max = torch.full((k,), float("-inf"), dtype=torch.float32, device=x.device)
-    running_sum = torch.zeros(k, dtype=torch.float32, device=x.device)
+    """logsumexp over rows of x, by row blocks with a running maximum (never a full-size temporary)."""
+    k, dtype = x.shape[1], _work_dtype(x)
+    running_max = torch.full((k,), float("-inf"), dtype=dtype, device=x.device)
+    running_sum = torch.zeros(k, dtype=dtype, device=x.device)
     for a, b in _row_chunks(0, x.shape[0], k):
-        block = x[a:b].to(torch.float32, copy=True)
+        block = x[a:b].to(dtype, copy=True)
         block_max = block.amax(dim=0)
         new_max = torch.maximum(running_max, block_max)
         running_sum.mul_(torch.exp(running_max - new_max).nan_to_num_(0.0))
@@ -53,20 +58,20 @@ class _SoftmapKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student_logits: torch.Tensor, targets: torch.Tensor, bounds: list[tuple[int, int]]):
-        k = student_logits.shape[1]
+        k, dtype = student_logits.shape[1], _work_dtype(student_logits)
         clouds = [(a, b) for a, b in bounds if b > a]
-        total = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+        total = torch.zeros((), dtype=dtype, device=student_logits.device)
         lse_per_cloud, mass_per_cloud = [], []
         for start, stop in clouds:
             x, t = student_logits[start:stop], targets[start:stop]
             lse = _column_logsumexp(x)
-            mass = torch.zeros(k, dtype=torch.float32, device=x.device)
-            cross = torch.zeros(k, dtype=torch.float32, device=x.device)
-            neg_entropy = torch.zeros(k, dtype=torch.float32, device=x.device)
+            mass = torch.zeros(k, dtype=dtype, device=x.device)
+            cross = torch.zeros(k, dtype=dtype, device=x.device)
+            neg_entropy = torch.zeros(k, dtype=dtype, device=x.device)
             for a, b in _row_chunks(0, stop - start, k):
-                tb = t[a:b].float()
+                tb = t[a:b].to(dtype)
                 mass += tb.sum(dim=0)
-                cross += (tb * x[a:b].float()).sum(dim=0)
+                cross += (tb * x[a:b].to(dtype)).sum(dim=0)
                 neg_entropy += torch.special.xlogy(tb, tb).sum(dim=0)
             # KL_k = sum_i t log t - sum_i t x + (sum_i t) lse_k
             total += (neg_entropy - cross + mass * lse).sum() / k
@@ -81,13 +86,13 @@ class _SoftmapKL(torch.autograd.Function):
         student_logits, targets, *saved = ctx.saved_tensors
         clouds = ctx.clouds
         lses, masses = saved[: len(clouds)], saved[len(clouds):]
-        k = student_logits.shape[1]
-        scale = grad_output.float() / (k * max(len(clouds), 1))
+        k, dtype = student_logits.shape[1], _work_dtype(student_logits)
+        scale = grad_output.to(dtype) / (k * max(len(clouds), 1))
         grad = torch.empty_like(student_logits)  # the clouds partition the rows: every row is written
         for (start, stop), lse, mass in zip(clouds, lses, masses):
             for a, b in _row_chunks(start, stop, k):
-                block = student_logits[a:b].to(torch.float32, copy=True).sub_(lse).exp_().mul_(mass)  # (sum_i t_ik) p_ik
-                block.sub_(targets[a:b].float()).mul_(scale)
+                block = student_logits[a:b].to(dtype, copy=True).sub_(lse).exp_().mul_(mass)  # (sum_i t_ik) p_ik
+                block.sub_(targets[a:b].to(dtype)).mul_(scale)
                 grad[a:b] = block
         return grad, None, None
 
