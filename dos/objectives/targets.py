@@ -47,10 +47,12 @@ def _mean_over_clouds(per_point: torch.Tensor, segments: torch.Tensor | None) ->
 
 def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher_embed: torch.Tensor,
                       prototypes: torch.Tensor | None, student_temp: float, teacher_temp: float,
-                      segments: torch.Tensor | None = None, all_reduce: AllReduce | None = None) -> torch.Tensor:
+                      segments: torch.Tensor | None = None, all_reduce: AllReduce | None = None,
+                      teacher_prototypes: torch.Tensor | None = None) -> torch.Tensor:
     """Loss between matched rows of student and teacher embeddings, averaged over point clouds.
 
-    `prototypes` [K, D] must be unit-norm (cosine logits); the teacher side carries no gradient.
+    `prototypes` [K, D] must be unit-norm (cosine logits). `teacher_prototypes` (default: the same) are the
+    EMA teacher's copy. The teacher side carries no gradient.
     """
     if student_embed.shape != teacher_embed.shape:
         raise ValueError(f"student {tuple(student_embed.shape)} and teacher {tuple(teacher_embed.shape)} "
@@ -63,7 +65,8 @@ def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher
         raise ValueError(f"the {config.target!r} target needs prototypes")
     student_logits = student_embed @ prototypes.t() / student_temp
     with torch.no_grad():
-        teacher_logits = teacher_embed @ prototypes.detach().t() / teacher_temp
+        teacher_protos = prototypes if teacher_prototypes is None else teacher_prototypes
+        teacher_logits = teacher_embed @ teacher_protos.detach().t() / teacher_temp
     if config.target == "clustering":
         if config.sinkhorn:
             targets = sinkhorn_point_assignments(teacher_logits, config.zipf_alpha, config.sinkhorn_iters,

@@ -1,0 +1,134 @@
+"""Point-cloud transforms on torch tensors: crops, spatial and photometric augmentation, grid sampling.
+
+All randomness comes from an explicit `torch.Generator`, so a seed fixes every view. Grid sampling keys
+voxels exactly (linearised integer coordinates, no hashing), so there are no collisions to worry about.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def _uniform(generator: torch.Generator, low: float, high: float, size=()) -> torch.Tensor:
+    return torch.rand(size, generator=generator, dtype=torch.float64) * (high - low) + low
+
+
+def nearest_crop(coord: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of the `keep` points nearest to a random point of the cloud (sorted by index)."""
+    n = coord.shape[0]
+    if keep >= n:
+        return torch.arange(n)
+    center = coord[torch.randint(n, (1,), generator=generator)]
+    dist = (coord - center).square().sum(1)
+    return torch.sort(torch.topk(dist, keep, largest=False).indices).values
+
+
+def rotate_z(coord: torch.Tensor, angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=coord.dtype)
+    return coord @ rot.t()
+
+
+@dataclass(frozen=True)
+class SpatialAugment:
+    """Random rotation about z, isotropic scaling, flips of x / y, and Gaussian jitter (clipped)."""
+
+    rotate: float = math.pi        # angle drawn from [-rotate, rotate]
+    scale: tuple[float, float] = (0.9, 1.1)
+    flip: float = 0.5              # probability of flipping x, and independently y
+    jitter_sigma: float = 0.005
+    jitter_clip: float = 0.02
+
+    def __call__(self, coord: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out = rotate_z(coord, float(_uniform(generator, -self.rotate, self.rotate)))
+        out = out * float(_uniform(generator, *self.scale))
+        flips = torch.rand(2, generator=generator) < self.flip
+        sign = torch.ones(3, dtype=coord.dtype)
+        sign[:2][flips] = -1
+        out = out * sign
+        if self.jitter_sigma > 0:
+            noise = torch.randn(out.shape, generator=generator, dtype=out.dtype) * self.jitter_sigma
+            out = out + noise.clamp_(-self.jitter_clip, self.jitter_clip)
+        return out
+
+
+@dataclass(frozen=True)
+class PhotometricAugment:
+    """Brightness / contrast / per-channel noise on colour channels in [0, 1], or scale noise on intensity."""
+
+    channels: tuple[int, ...] = ()   # feature columns to augment (colour or intensity)
+    brightness: float = 0.1
+    contrast: float = 0.1
+    noise_sigma: float = 0.02
+
+    def __call__(self, feat: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if not self.channels:
+            return feat
+        out = feat.clone()
+        cols = list(self.channels)
+        x = out[:, cols]
+        mean = x.mean(0, keepdim=True)
+        x = (x - mean) * float(_uniform(generator, 1 - self.contrast, 1 + self.contrast)) + mean
+        x = x + float(_uniform(generator, -self.brightness, self.brightness))
+        x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype) * self.noise_sigma
+        out[:, cols] = x.clamp_(0.0, 1.0)
+        return out
+
+
+def voxel_coords(coord: torch.Tensor, grid_size: float) -> torch.Tensor:
+    """floor((coord - min) / grid_size), int64 [N, 3], non-negative."""
+    return torch.floor((coord - coord.amin(0)) / grid_size).long()
+
+
+def linear_keys(grid: torch.Tensor) -> torch.Tensor:
+    """Exact int64 key of each row of a non-negative integer matrix [N, D] (e.g. voxels, or cloud id + voxel):
+    the row's mixed-radix number with the column extents as radices."""
+    extent = grid.amax(0) + 1
+    if float(extent.double().prod()) >= 2**62:
+        raise ValueError(f"grid of extent {extent.tolist()} is too large for int64 keys: use a larger grid size")
+    key = grid[:, 0].clone()
+    for d in range(1, grid.shape[1]):
+        key = key * extent[d] + grid[:, d]
+    return key
+
+
+@dataclass
+class GridSample:
+    """One point per occupied voxel: `index` [M] kept points, `grid_coord` [M, 3] their voxels, `inverse` [N]
+    the voxel (row of `index`) of every input point (to map voxel predictions back to all points)."""
+
+    index: torch.Tensor
+    grid_coord: torch.Tensor
+    inverse: torch.Tensor
+    counts: torch.Tensor
+
+
+def grid_sample(coord: torch.Tensor, grid_size: float, generator: torch.Generator | None = None) -> GridSample:
+    """Keep one point per voxel: a uniformly random one with a generator (training), else the first by index."""
+    grid = voxel_coords(coord, grid_size)
+    keys = linear_keys(grid)
+    sorted_keys, order = torch.sort(keys, stable=True)
+    _, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    if generator is not None:
+        pick = starts + (torch.rand(counts.shape, generator=generator, dtype=torch.float64) * counts).long()
+    else:
+        pick = starts
+    index = order[pick]
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    return GridSample(index=index, grid_coord=grid[index], inverse=inverse, counts=counts)
+
+
+def grid_fragments(coord: torch.Tensor, grid_size: float) -> list[torch.Tensor]:
+    """Evaluation fragments: fragment j keeps the j-th point (cyclically) of every voxel, so that the fragments
+    together cover every point, each fragment has one point per occupied voxel, and there are max(counts) of them."""
+    grid = voxel_coords(coord, grid_size)
+    keys = linear_keys(grid)
+    sorted_keys, order = torch.sort(keys, stable=True)
+    _, counts = torch.unique_consecutive(sorted_keys, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    return [order[starts + torch.remainder(torch.full_like(counts, j), counts)] for j in range(int(counts.max()))]

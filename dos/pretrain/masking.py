@@ -1,0 +1,33 @@
+"""Block masking: cubes of `block_size` metres; a `ratio` of the occupied cubes of each cloud is masked."""
+
+from __future__ import annotations
+
+import torch
+
+
+def block_mask(coord: torch.Tensor, offset: torch.Tensor, block_size: float, ratio: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Boolean [N], True where the point is masked. Exactly round(ratio * blocks) blocks per cloud are masked."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"masking.ratio must be in [0, 1), got {ratio}")
+    if block_size <= 0:
+        raise ValueError(f"masking.block_size must be > 0, got {block_size}")
+    counts = torch.diff(offset, prepend=offset.new_zeros(1))
+    cloud = torch.repeat_interleave(torch.arange(len(offset)), counts)
+    cloud_min = torch.full((len(offset), 3), float("inf"), dtype=coord.dtype)
+    cloud_min = cloud_min.scatter_reduce(0, cloud[:, None].expand(-1, 3), coord, reduce="amin")
+    cell = torch.floor((coord - cloud_min[cloud]) / block_size).long()
+    extent = cell.amax(0) + 1
+    key = ((cloud * extent[0] + cell[:, 0]) * extent[1] + cell[:, 1]) * extent[2] + cell[:, 2]
+    blocks, block_of_point = torch.unique(key, return_inverse=True)
+    block_cloud = torch.div(blocks, extent[0] * extent[1] * extent[2], rounding_mode="floor")
+    blocks_per_cloud = torch.bincount(block_cloud, minlength=len(offset))
+    # rank the blocks of each cloud in a random order: sort by (cloud, random score)
+    score = torch.rand(len(blocks), generator=generator, dtype=torch.float64)
+    order = torch.argsort(block_cloud.double() * 2.0 + score)
+    first_block = torch.cumsum(blocks_per_cloud, 0) - blocks_per_cloud
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order)) - first_block[block_cloud[order]]
+    num_masked = torch.round(blocks_per_cloud.double() * ratio).long()
+    block_masked = rank < num_masked[block_cloud]
+    return block_masked[block_of_point]

@@ -1,0 +1,124 @@
+"""The DOS pretraining model: student encoder + head + prototypes, their EMA teacher, and the loss of one batch.
+
+The encoder is any module with this contract (`dos.pretrain.encoder.PTv3Encoder` adapts PTv3):
+    encoder(coord, feat, grid_coord, offset, token_mask=None, mask_token=None) -> EncoderOutput
+where EncoderOutput.unit_feat [M, C] are features of the supervision units (voxels of the supervision grid),
+ordered by cloud, `point_to_unit` [N] gives each input point's unit and `unit_offset` [B] the units per cloud;
+`embed_channels` is the width right after the stem (the mask token's size) and `out_channels` is C.
+
+Loss of a batch of B samples (2B views): for each student view a, L_a = (L_same + L_cross) / 2 and
+L = L_1 + L_2 (paper, Eq. for L_a), i.e. the mean over the 2B student clouds of the same-view loss plus that of
+the cross-view loss; without cross-view supervision (Table 11), L = 2 x the same-view mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dos.objectives.sinkhorn import AllReduce
+from dos.objectives.targets import TargetConfig, distillation_loss
+from dos.pretrain.batch import PretrainBatch
+from dos.pretrain.heads import ProjectionHead, Prototypes
+from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
+from dos.pretrain.student_input import MODES
+from dos.pretrain.teacher import ema_update, make_teacher
+
+
+@dataclass
+class EncoderOutput:
+    unit_feat: torch.Tensor      # [M, C]
+    point_to_unit: torch.Tensor  # [N]
+    unit_offset: torch.Tensor    # [B]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    mode: str = "observable"          # observable | naive | token_jitter
+    cross_view: bool = True
+    cross_view_radius: float = 0.2    # metres, in the original frame (about one supervision voxel)
+    head_hidden: int = 4096
+    head_dim: int = 256
+    num_prototypes: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"distill.mode must be one of {MODES}, got {self.mode!r}")
+
+
+def _cloud_of_rows(offset: torch.Tensor) -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(offset)), torch.diff(offset, prepend=offset.new_zeros(1)))
+
+
+class DOSPretrainer(nn.Module):
+    def __init__(self, encoder: nn.Module, distill: DistillConfig, target: TargetConfig):
+        super().__init__()
+        self.distill, self.target = distill, target
+        self.student = nn.ModuleDict({
+            "encoder": encoder,
+            "head": ProjectionHead(encoder.out_channels, distill.head_hidden, distill.head_dim),
+            "prototypes": Prototypes(distill.num_prototypes, distill.head_dim),
+        })
+        self.teacher = make_teacher(self.student)
+        self.mask_token = None
+        if distill.mode != "observable":
+            self.mask_token = nn.Parameter(torch.zeros(encoder.embed_channels))
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        ema_update(self.teacher, self.student, momentum)
+
+    def forward(self, batch: PretrainBatch, student_temp: float, teacher_temp: float,
+                all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            t_out = self.teacher["encoder"](batch.coord, batch.feat, batch.grid_coord, batch.offset)
+            t_embed = self.teacher["head"](t_out.unit_feat)
+            t_protos = self.teacher["prototypes"].unit_vectors()
+        s = batch.student
+        s_out = self.student["encoder"](s.coord, s.feat, s.grid_coord, s.offset,
+                                        token_mask=s.token_mask, mask_token=self.mask_token)
+        s_embed = self.student["head"](s_out.unit_feat)
+        s_protos = self.student["prototypes"].unit_vectors()
+        num_units = s_out.unit_feat.shape[0]
+        unit_cloud = _cloud_of_rows(s_out.unit_offset)
+        supervised = torch.zeros(num_units, dtype=torch.bool).scatter_reduce(
+            0, s_out.point_to_unit, s.supervised, reduce="amax")
+        rows = supervised.nonzero().squeeze(1)
+
+        def loss_on(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> torch.Tensor:
+            if len(student_rows) == 0:
+                return s_embed.sum() * 0.0
+            return distillation_loss(self.target, s_embed[student_rows], t_embed[teacher_rows], s_protos,
+                                     student_temp, teacher_temp, segments=unit_cloud[student_rows],
+                                     all_reduce=all_reduce, teacher_prototypes=t_protos)
+
+        same_teacher = same_view_pairs(s_out.point_to_unit, s.index, t_out.point_to_unit, num_units)
+        loss_same = loss_on(rows, same_teacher[rows])
+        stats = {"units_supervised": float(len(rows)), "units_student": float(num_units),
+                 "units_teacher": float(t_out.unit_feat.shape[0]), "loss_same": float(loss_same.detach())}
+        if self.distill.cross_view:
+            num_views = len(batch.offset)
+            partner = (unit_cloud[rows] + num_views // 2) % num_views
+            s_origin = scatter_mean(batch.origin_coord[s.index], s_out.point_to_unit, num_units)[rows]
+            t_origin = scatter_mean(batch.origin_coord, t_out.point_to_unit, t_out.unit_feat.shape[0])
+            match = radius_nearest(s_origin, partner, t_origin, _cloud_of_rows(t_out.unit_offset),
+                                   self.distill.cross_view_radius)
+            matched = match >= 0
+            loss_cross = loss_on(rows[matched], match[matched])
+            loss = loss_same + loss_cross
+            stats.update(cross_matched=float(matched.sum()), cross_unmatched=float((~matched).sum()),
+                         loss_cross=float(loss_cross.detach()))
+        else:
+            loss = 2.0 * loss_same
+        with torch.no_grad():
+            usage = torch.bincount((t_embed[same_teacher[rows]] @ t_protos.t()).argmax(1),
+                                   minlength=t_protos.shape[0]).double()
+            p = usage / usage.sum().clamp_min(1)
+            entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+        stats.update(loss=float(loss.detach()), prototype_entropy=entropy,
+                     prototype_perplexity_fraction=math.exp(entropy) / t_protos.shape[0])
+        return loss, stats
