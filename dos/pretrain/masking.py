@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -31,3 +33,16 @@ def block_mask(coord: torch.Tensor, offset: torch.Tensor, block_size: float, rat
     num_masked = torch.round(blocks_per_cloud.double() * ratio).long()
     block_masked = rank < num_masked[block_cloud]
     return block_masked[block_of_point]
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    ratio: float = 0.7          # fraction of blocks masked (0.7 segmentation, 0.6 detection)
+    block_size: float = 1.0     # cube edge in metres (1.0 outdoor, 0.4 indoor)
+    jitter_sigma: float = 0.01  # token_jitter mode only: sigma of the masked tokens' coordinate jitter (m)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ratio < 1.0:
+            raise ValueError(f"ratio must be in [0, 1), got {self.ratio}")
+        if self.block_size <= 0:
+            raise ValueError(f"block_size must be > 0, got {self.block_size}")

@@ -4,9 +4,12 @@ teacher <- m * teacher + (1 - m) * student, with the momentum m on a cosine sche
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from dos.pretrain.schedules import cosine, linear_warmup
 
 
 def make_teacher(student: nn.Module) -> nn.Module:
@@ -26,3 +29,29 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
     for t_buf, s_buf in zip(teacher.buffers(), student.buffers()):
         t_buf.copy_(s_buf)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """EMA momentum (cosine schedule) and the temperatures (teacher warm-up, fixed student)."""
+
+    momentum_start: float = 0.994
+    momentum_end: float = 1.0
+    temp_start: float = 0.04
+    temp_end: float = 0.07
+    temp_warmup: float = 0.05   # fraction of training over which the teacher temperature rises
+    student_temp: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("momentum_start", "momentum_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("temp_start", "temp_end", "student_temp"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def momentum(self, progress: float) -> float:
+        return cosine(self.momentum_start, self.momentum_end, progress)
+
+    def teacher_temp(self, progress: float) -> float:
+        return linear_warmup(self.temp_start, self.temp_end, progress, self.temp_warmup)

@@ -1,0 +1,1 @@
+"""Configuration as data: YAML files validated against dataclass schemas (see schema.py)."""
