@@ -1,0 +1,35 @@
+"""PTv3 as a pretraining encoder: features of the supervision grid, reached by up-casting the coarser stages
+to the supervision stage and concatenating them (Sonata's recipe; 0.2 m outdoor / 0.08 m indoor is stage 2 of
+a 0.05 m / 0.02 m input grid with stride-2 pooling)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dos.models.point import Point
+from dos.models.ptv3 import PointTransformerV3, upcast
+from dos.pretrain.model import EncoderOutput
+
+
+class PTv3Encoder(nn.Module):
+    def __init__(self, backbone: PointTransformerV3, supervision_stage: int = 2):
+        super().__init__()
+        channels = list(backbone.enc_channels)
+        if not 0 <= supervision_stage < len(channels):
+            raise ValueError(f"supervision_stage must be in [0, {len(channels) - 1}], got {supervision_stage}")
+        self.backbone = backbone
+        self.supervision_stage = supervision_stage
+        self.embed_channels = channels[0]
+        self.out_channels = sum(channels[supervision_stage:])
+
+    def forward(self, coord: torch.Tensor, feat: torch.Tensor, grid_coord: torch.Tensor, offset: torch.Tensor,
+                token_mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None) -> EncoderOutput:
+        point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset)
+        stages = self.backbone(point, token_mask=token_mask, mask_token=mask_token).stages
+        point_to_unit = torch.arange(coord.shape[0], device=coord.device)
+        for s in range(1, self.supervision_stage + 1):
+            point_to_unit = stages[s].pooling_inverse[point_to_unit]
+        target = stages[self.supervision_stage]
+        return EncoderOutput(unit_feat=upcast(stages, self.supervision_stage), point_to_unit=point_to_unit,
+                             unit_offset=target.offset)
