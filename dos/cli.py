@@ -15,6 +15,8 @@ import sys
 # (command words, module, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "objective"), "dos.bench.objective", "time Zipf-Sinkhorn + softmap loss against Algorithm 1 as written"),
+    (("data", "generate"), "dos.data.synthetic.cli", "write the synthetic benchmark in the real on-disk formats"),
+    (("data", "summary"), "dos.data.summary", "check a dataset's layout: scans, points and per-class counts per split"),
     (("reproduce",), "dos.reproduce", "run the main job at a scale (the README's first command)"),
 ]
 
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except DosError as error:
         print(f"dos: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dos ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""nuScenes-lidarseg: key-frame LIDAR_TOP sweeps with per-point labels.
+
+Points: samples/LIDAR_TOP/*.pcd.bin, float32 [N, 5] x, y, z, intensity (0..255), ring index.
+Labels: lidarseg/<version>/<lidar sample_data token>_lidarseg.bin, uint8 [N], raw class 0..31.
+feat = [intensity / 255] (C = 1); the ring index goes to extra["ring"]. Scan ids are sample tokens.
+
+The list of scans comes from one of two sources:
+
+* mmdet3d info pickles (`info=` a path or list of paths relative to the root, or every *info*.pkl at
+  the root). Each file is one split, named from its file name (nuscenes_infos_train.pkl -> train,
+  nus_info.pkl -> all). A split is labelled when its entries carry `pts_semantic_mask_path`.
+* the official tables, <root>/<version>/{sample_data,sample,scene,lidarseg}.json (used when there is
+  no info pickle). The official train/val scene lists are long and live in the nuScenes devkit, not
+  here: pass `split_file=` a YAML {split: [scene names]}; without one, every key frame is the split
+  "all". The tables are labelled when lidarseg.json exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dos.data.errors import DatasetError
+from dos.data.labels import load_label_spec
+from dos.data.readers import check_split
+from dos.data.readers.files import check_coord, check_count, read_records, require_dir, require_file
+from dos.data.readers.mmdet3d import find_info_files, info_split_name, read_info
+from dos.data.scan import Scan
+
+LIDAR_DIR = "samples/LIDAR_TOP"
+DEFAULT_VERSION = "v1.0-trainval"
+INTENSITY_SCALE = 255.0
+
+
+class NuScenesReader:
+    def __init__(self, root: str | Path, info: str | Path | list | None = None, version: str | None = None,
+                 split_file: str | Path | None = None):
+        self.root = require_dir(Path(root), "dataset root")
+        self.label_spec = load_label_spec("nuscenes")
+        # split -> scan id -> (points path, label path or None)
+        self._scans: dict[str, dict[str, tuple[Path, Path | None]]] = {}
+        if isinstance(info, (str, Path)):
+            info = [info]
+        info_files = {info_split_name(Path(p)): self.root / p for p in info} if info else find_info_files(self.root)
+        if info_files:
+            for split, path in info_files.items():
+                self._scans[split] = self._index_info(path, version)
+        else:
+            self._index_tables(version, split_file)
+
+    # -- indexing ---------------------------------------------------------------------------------------
+
+    def _resolve(self, name: str, default_dir: str) -> Path:
+        """An info file's path: a bare file name lives in `default_dir`; a longer path is taken from its
+        samples/, sweeps/ or lidarseg/ part on (infos written on another machine carry its prefix)."""
+        path = Path(name)
+        if path.is_absolute():
+            return path
+        if len(path.parts) == 1:
+            return self.root / default_dir / path
+        for anchor in ("samples", "sweeps", "lidarseg"):
+            if anchor in path.parts:
+                return self.root.joinpath(*path.parts[path.parts.index(anchor):])
+        return self.root / path
+
+    def _index_info(self, path: Path, version: str | None) -> dict[str, tuple[Path, Path | None]]:
+        metainfo, entries = read_info(path)
+        version = version or metainfo.get("version", DEFAULT_VERSION)
+        labelled = any(entry.get("pts_semantic_mask_path") for entry in entries)
+        scans = {}
+        for position, entry in enumerate(entries):
+            scan_id = str(entry.get("token", entry.get("sample_idx", position)))
+            lidar = (entry.get("lidar_points") or {}).get("lidar_path") or entry.get("lidar_path")
+            if not lidar:
+                raise DatasetError(f"{path}: entry {position} ({scan_id}) has no lidar path")
+            mask = entry.get("pts_semantic_mask_path")
+            if labelled and not mask:
+                raise DatasetError(f"{path}: entry {position} ({scan_id}) has no pts_semantic_mask_path "
+                                   f"in a labelled split")
+            label = self._resolve(mask, f"lidarseg/{version}") if mask else None
+            scans[scan_id] = (self._resolve(lidar, LIDAR_DIR), label)
+        if not scans:
+            raise DatasetError(f"{path}: info pickle lists no scans")
+        return scans
+
+    def _table(self, folder: Path, name: str) -> list[dict]:
+        path = require_file(folder / f"{name}.json", f"nuScenes table {name}.json")
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DatasetError(f"{path}: not valid JSON ({error})") from error
+        if not isinstance(rows, list):
+            raise DatasetError(f"{path}: expected a JSON list of records")
+        return rows
+
+    def _index_tables(self, version: str | None, split_file: str | Path | None) -> None:
+        if version is None:
+            candidates = sorted(p.name for p in self.root.glob("v1.0-*") if p.is_dir())
+            if len(candidates) != 1:
+                raise DatasetError(f"{self.root}: no info pickle, and {len(candidates)} v1.0-* table folders "
+                                   f"({', '.join(candidates) or 'none'}); pass version= or info=")
+            version = candidates[0]
+        tables = require_dir(self.root / version, "nuScenes tables")
+        scene_name = {row["token"]: row["name"] for row in self._table(tables, "scene")}
+        sample_scene = {row["token"]: scene_name.get(row["scene_token"]) for row in self._table(tables, "sample")}
+        labelled = (tables / "lidarseg.json").exists()
+        label_of = {row["sample_data_token"]: row["filename"] for row in self._table(tables, "lidarseg")} \
+            if labelled else {}
+        by_scene: dict[str, dict[str, tuple[Path, Path | None]]] = {}
+        for row in self._table(tables, "sample_data"):
+            if not (row.get("is_key_frame") and row.get("filename", "").startswith(LIDAR_DIR + "/")):
+                continue
+            if labelled and row["token"] not in label_of:
+                raise DatasetError(f"{tables / 'lidarseg.json'}: no label for LIDAR_TOP key frame {row['token']}")
+            label = self.root / label_of[row["token"]] if labelled else None
+            scene = sample_scene.get(row["sample_token"])
+            if scene is None:
+                raise DatasetError(f"{tables / 'sample_data.json'}: sample {row['sample_token']} of "
+                                   f"{row['token']} has no scene in sample.json/scene.json")
+            by_scene.setdefault(scene, {})[row["sample_token"]] = (self.root / row["filename"], label)
+        if not by_scene:
+            raise DatasetError(f"{tables / 'sample_data.json'}: no LIDAR_TOP key frames")
+        if split_file is None:
+            self._scans["all"] = {k: v for scene in sorted(by_scene) for k, v in by_scene[scene].items()}
+            return
+        path = require_file(self.root / split_file, "split file")
+        splits = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(splits, dict):
+            raise DatasetError(f"{path}: a split file is a YAML mapping {{split: [scene names]}}")
+        for split, scenes in splits.items():
+            self._scans[str(split)] = {k: v for scene in scenes for k, v in by_scene.get(scene, {}).items()}
+
+    # -- the reader interface ---------------------------------------------------------------------------
+
+    def splits(self) -> list[str]:
+        return list(self._scans)
+
+    def scan_ids(self, split: str) -> list[str]:
+        check_split(self, split)
+        return list(self._scans[split])
+
+    def load(self, split: str, scan_id: str) -> Scan:
+        check_split(self, split)
+        if scan_id not in self._scans[split]:
+            raise DatasetError(f"{self.root}: no scan {scan_id!r} in split {split!r}")
+        points_path, label_path = self._scans[split][scan_id]
+        points = read_records(points_path, np.float32, 5, "LIDAR_TOP sweep")
+        coord = check_coord(points[:, :3], points_path)
+        scan = Scan(name=scan_id, coord=coord, feat=points[:, 3:4] / np.float32(INTENSITY_SCALE),
+                    extra={"ring": points[:, 4].astype(np.int64), "feat_names": ["intensity/255"]})
+        if label_path is not None:
+            if not label_path.is_file():
+                raise DatasetError(f"{label_path}: lidarseg label file missing for scan {scan_id} of "
+                                   f"labelled split {split!r}")
+            raw = check_count(read_records(label_path, np.uint8, 1, "lidarseg label file"), len(coord),
+                              label_path, "labels")
+            scan.segment = self.label_spec.map_raw(raw, label_path)
+            scan.extra["raw_segment"] = raw.astype(np.int64)
+        return scan

@@ -1,0 +1,102 @@
+"""A minimal PLY reader (ascii, binary_little_endian, binary_big_endian) for per-point scalar fields.
+
+Only the `vertex` element is returned, as {property name: array}. Elements before it are skipped;
+in a binary file they must have fixed-size records (no list properties), and the vertex element
+itself may hold only scalar properties -- which is what point-cloud PLY files contain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dos.data.errors import DatasetError
+from dos.data.readers.files import require_file
+
+SCALAR_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
+    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
+    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}
+FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
+
+
+def _parse_header(path: Path, data: bytes) -> tuple[str, list[dict], int]:
+    """(format, elements [{name, count, properties: [(name, type)], has_list}], byte offset of the body)."""
+    if not data.startswith(b"ply"):
+        raise DatasetError(f"{path}: not a PLY file (no 'ply' magic)")
+    end = data.find(b"end_header")
+    if end < 0:
+        raise DatasetError(f"{path}: PLY header has no end_header")
+    body = data.find(b"\n", end) + 1
+    if body == 0:
+        raise DatasetError(f"{path}: PLY header is truncated after end_header")
+    fmt = None
+    elements: list[dict] = []
+    for line in data[:end].decode("ascii", errors="replace").splitlines()[1:]:
+        words = line.split()
+        if not words or words[0] in ("comment", "obj_info"):
+            continue
+        if words[0] == "format" and len(words) >= 2:
+            fmt = words[1]
+        elif words[0] == "element" and len(words) == 3:
+            elements.append({"name": words[1], "count": int(words[2]), "properties": [], "has_list": False})
+        elif words[0] == "property" and elements:
+            if words[1] == "list":
+                elements[-1]["has_list"] = True
+                elements[-1]["properties"].append((words[-1], "list"))
+            elif words[1] in SCALAR_TYPES and len(words) == 3:
+                elements[-1]["properties"].append((words[2], SCALAR_TYPES[words[1]]))
+            else:
+                raise DatasetError(f"{path}: unsupported PLY property line {line.strip()!r}")
+        else:
+            raise DatasetError(f"{path}: unexpected PLY header line {line.strip()!r}")
+    if fmt not in FORMATS:
+        raise DatasetError(f"{path}: unsupported PLY format {fmt!r} (ascii, binary_little_endian, binary_big_endian)")
+    return fmt, elements, body
+
+
+def read_ply_vertices(path: Path) -> dict[str, np.ndarray]:
+    """The scalar properties of the `vertex` element of a PLY file, by name."""
+    data = require_file(path, "PLY file").read_bytes()
+    fmt, elements, offset = _parse_header(path, data)
+    names = [element["name"] for element in elements]
+    if "vertex" not in names:
+        raise DatasetError(f"{path}: PLY file has no vertex element")
+    position = names.index("vertex")
+    vertex = elements[position]
+    if vertex["has_list"]:
+        raise DatasetError(f"{path}: the PLY vertex element has a list property; only scalars are supported")
+    properties = vertex["properties"]
+    count = vertex["count"]
+
+    if fmt == "ascii":
+        lines = data[offset:].decode("ascii", errors="replace").splitlines()
+        start = sum(element["count"] for element in elements[:position])
+        rows = lines[start:start + count]
+        if len(rows) < count:
+            raise DatasetError(f"{path}: PLY body has {len(rows)} vertex lines, header says {count}")
+        try:
+            table = np.loadtxt(rows, dtype=np.float64, ndmin=2) if count else np.zeros((0, len(properties)))
+        except ValueError as error:
+            raise DatasetError(f"{path}: bad number in the PLY vertex data ({error})") from error
+        if table.shape[1] != len(properties):
+            raise DatasetError(f"{path}: PLY vertex lines have {table.shape[1]} values, header declares "
+                               f"{len(properties)} properties")
+        return {name: table[:, i].astype(kind) for i, (name, kind) in enumerate(properties)}
+
+    endian = FORMATS[fmt]
+    for element in elements[:position]:
+        if element["has_list"]:
+            raise DatasetError(f"{path}: binary PLY element {element['name']!r} before the vertices has a list "
+                               f"property; not supported")
+        offset += element["count"] * np.dtype([(n, endian + k) for n, k in element["properties"]]).itemsize
+    dtype = np.dtype([(name, endian + kind) for name, kind in properties])
+    available = len(data) - offset
+    if available < count * dtype.itemsize:
+        raise DatasetError(f"{path}: PLY body holds {max(available, 0)} bytes, {count} vertices need "
+                           f"{count * dtype.itemsize}")
+    table = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return {name: table[name].astype(table.dtype[name].newbyteorder("="), copy=True) for name, _ in properties}

@@ -1,0 +1,140 @@
+"""Serialized patch attention: attention inside fixed-size patches of points in space-filling-curve order.
+
+The points of each cloud (already in serialized order, clouds contiguous) are cut into patches of P points.
+A cloud with n > P points is padded to a multiple of P by repeating, for each padded position p, the point
+at p - P (Pointcept's scheme: the last patch is completed with points of the previous patch, so every patch
+has exactly P real points and no mask is needed); a cloud with n <= P is one patch of n points.
+
+Backends:
+* "flash": flash_attn_varlen_qkvpacked_func on the padded sequence (CUDA, bf16/fp16; imported lazily).
+* "sdpa": torch scaled_dot_product_attention on [patches, heads, P, d] for the full patches, plus one
+  masked call for the short clouds (n < P), keys padded to the longest of them.
+"auto" picks flash when flash-attn is installed and the tensors are on CUDA, else sdpa.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class PatchLayout:
+    """Index maps from serialized positions [0, N) to the padded patch layout [0, N_pad)."""
+
+    patch_size: int
+    pad_index: Tensor        # [N_pad] serialized position read by each padded slot
+    unpad_index: Tensor      # [N] padded slot of each serialized position
+    cu_seqlens: Tensor       # [num_seqs + 1] int32 boundaries of the sequences in the padded layout
+    max_seqlen: int
+    full_slots: Tensor       # [num_full * P] padded slots of the full (length-P) patches, in order
+    short_index: Tensor      # [num_short, L] padded slots of the short clouds (clamped where masked)
+    short_mask: Tensor       # [num_short, L] bool, True for real keys
+    result_index: Tensor     # [N] row of each serialized position in cat(full results, short results)
+
+
+def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
+    """Patch layout for clouds of `counts` points (serialized order, clouds contiguous)."""
+    counts = counts.long()
+    device = counts.device
+    P = int(patch_size)
+    num_clouds = len(counts)
+    is_long = counts > P
+    padded = torch.where(is_long, (counts + P - 1) // P * P, counts)
+    start = torch.cumsum(counts, 0) - counts
+    pad_start = torch.cumsum(padded, 0) - padded
+    clouds = torch.arange(num_clouds, device=device)
+
+    slot_cloud = torch.repeat_interleave(clouds, padded)
+    slot_local = torch.arange(len(slot_cloud), device=device) - pad_start[slot_cloud]
+    src_local = torch.where(slot_local < counts[slot_cloud], slot_local, slot_local - P)
+    pad_index = start[slot_cloud] + src_local
+
+    point_cloud = torch.repeat_interleave(clouds, counts)
+    point_local = torch.arange(len(point_cloud), device=device) - start[point_cloud]
+    unpad_index = pad_start[point_cloud] + point_local
+
+    num_seqs = torch.where(is_long, padded // P, (counts > 0).long())
+    seq_len = torch.where(is_long, torch.full_like(counts, P), counts)
+    seq_lengths = torch.repeat_interleave(seq_len, num_seqs)
+    cu_seqlens = F.pad(torch.cumsum(seq_lengths, 0), (1, 0)).int()
+    max_seqlen = int(seq_lengths.max()) if len(seq_lengths) else 0
+
+    is_full = counts >= P
+    full_slot_mask = is_full[slot_cloud]
+    full_slots = torch.nonzero(full_slot_mask).flatten()
+    full_rank = torch.cumsum(full_slot_mask.long(), 0) - 1
+
+    is_short = (counts > 0) & ~is_full
+    short_clouds = torch.nonzero(is_short).flatten()
+    short_len = int(counts[short_clouds].max()) if len(short_clouds) else 0
+    positions = torch.arange(short_len, device=device)
+    short_n = counts[short_clouds][:, None]
+    short_index = pad_start[short_clouds][:, None] + torch.minimum(positions[None], short_n - 1)
+    short_mask = positions[None] < short_n
+    short_rank = torch.full((num_clouds,), -1, dtype=torch.long, device=device)
+    short_rank[short_clouds] = torch.arange(len(short_clouds), device=device)
+
+    result_index = torch.where(
+        is_full[point_cloud],
+        full_rank[unpad_index],
+        len(full_slots) + short_rank[point_cloud] * short_len + point_local)
+    return PatchLayout(P, pad_index, unpad_index, cu_seqlens, max_seqlen, full_slots, short_index,
+                       short_mask, result_index)
+
+
+def flash_attn_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def select_attention_backend(qkv: Tensor, backend: str = "auto") -> str:
+    if backend == "auto":
+        return "flash" if qkv.is_cuda and flash_attn_available() else "sdpa"
+    if backend not in ("flash", "sdpa"):
+        raise ValueError(f"unknown attention backend {backend!r}; expected auto, flash or sdpa")
+    return backend
+
+
+def _flash_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
+    from flash_attn import flash_attn_varlen_qkvpacked_func  # optional accelerator
+
+    packed = qkv[layout.pad_index]
+    if packed.dtype not in (torch.float16, torch.bfloat16):
+        packed = packed.to(torch.bfloat16)
+    out = flash_attn_varlen_qkvpacked_func(packed, layout.cu_seqlens.to(qkv.device), layout.max_seqlen,
+                                           dropout_p=dropout_p, softmax_scale=scale)
+    return out.to(qkv.dtype)[layout.unpad_index]
+
+
+def _sdpa_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
+    _, _, H, d = qkv.shape
+    P = layout.patch_size
+    padded = qkv[layout.pad_index]
+    results = []
+    if len(layout.full_slots):
+        q, k, v = padded[layout.full_slots].view(-1, P, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
+        results.append(out.transpose(1, 2).reshape(-1, H, d))
+    if len(layout.short_index):
+        num_short, L = layout.short_index.shape
+        q, k, v = padded[layout.short_index.reshape(-1)].view(num_short, L, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = layout.short_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+        results.append(out.transpose(1, 2).reshape(-1, H, d))
+    return torch.cat(results)[layout.result_index]
+
+
+def patch_attention(qkv: Tensor, layout: PatchLayout, scale: float | None = None, dropout_p: float = 0.0,
+                    backend: str = "auto") -> Tensor:
+    """Attention within patches. qkv: [N, 3, heads, d] in serialized order -> [N, heads, d]."""
+    if scale is None:
+        scale = qkv.shape[-1] ** -0.5
+    if qkv.shape[0] == 0:
+        return qkv.new_zeros(0, qkv.shape[2], qkv.shape[3])
+    if select_attention_backend(qkv, backend) == "flash":
+        return _flash_patch_attention(qkv, layout, scale, dropout_p)
+    return _sdpa_patch_attention(qkv, layout, scale, dropout_p)

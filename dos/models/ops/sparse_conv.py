@@ -1,0 +1,296 @@
+"""Sparse 3D convolution on voxel sets in pure PyTorch (spconv as an optional CUDA accelerator).
+
+A convolution over active voxels is described by a neighbour map `index` [N_out, kvol]: index[o, k] is the
+input row that output o reads through kernel offset k, or -1 when that voxel is empty. Then
+    out[o] = sum_k x[index[o, k]] @ weight[k]          (weight: [kvol, C_in, C_out])
+which `gather_conv` computes as one gather + one matmul per chunk of output rows.
+
+Kernel offsets are enumerated x-major (x slowest, z fastest): k = (dx+r)*K*K + (dy+r)*K + (dz+r) for a
+kernel of odd size K = 2r+1, and out(p) = sum_k W[k] in(p + d_k). This is what torch conv3d computes on a
+dense [C, X, Y, Z] volume with weight[c_out, c_in, dx+r, dy+r, dz+r] (see `weight_to_dense`), and what
+spconv computes with its [C_out, K, K, K, C_in] weight layout on indices (batch, x, y, z).
+
+Voxel lookup hashes (batch, x, y, z) into one int64 key (mixed radix) and uses sort + searchsorted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+# Upper bound on the number of gathered elements (rows * kvol * C_in) materialised at once.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def kernel_offsets(kernel_size: int, device: torch.device | str = "cpu", centred: bool = True) -> Tensor:
+    """[K^3, 3] int64 offsets, x-major. centred: in [-r, r] (odd K); otherwise in [0, K)."""
+    if centred and kernel_size % 2 != 1:
+        raise ValueError(f"a centred (submanifold) kernel needs an odd size, got {kernel_size}")
+    r = kernel_size // 2 if centred else 0
+    axis = torch.arange(kernel_size, device=device) - r
+    return torch.cartesian_prod(axis, axis, axis).long()
+
+
+def voxel_keys(grid_coord: Tensor, batch: Tensor) -> Tensor:
+    """One int64 key per (batch, x, y, z) voxel, ordered by batch, then x, y, z (duplicates allowed)."""
+    grid_coord, batch = grid_coord.long(), batch.long()
+    if len(grid_coord) == 0:
+        return batch.new_zeros(0)
+    low = grid_coord.min(0).values
+    size = (grid_coord.max(0).values - low + 1).tolist()
+    g = grid_coord - low
+    return ((batch * size[0] + g[:, 0]) * size[1] + g[:, 1]) * size[2] + g[:, 2]
+
+
+class VoxelHash:
+    """Exact lookup of (batch, x, y, z) voxels; coordinates may go `margin` beyond the stored range."""
+
+    def __init__(self, grid_coord: Tensor, batch: Tensor, margin: int = 1):
+        grid_coord, batch = grid_coord.long(), batch.long()
+        self.low = (grid_coord.min(0).values if len(grid_coord) else grid_coord.new_zeros(3)) - margin
+        high = (grid_coord.max(0).values if len(grid_coord) else grid_coord.new_zeros(3)) + margin
+        self.size = (high - self.low + 1).tolist()
+        num_batches = int(batch.max()) + 1 if len(batch) else 1
+        if num_batches * self.size[0] * self.size[1] * self.size[2] >= 2 ** 63:
+            raise ValueError("voxel grid too large to hash into int64; use a coarser grid")
+        keys = self.keys(grid_coord, batch)
+        self.sorted_keys, self.sort_index = torch.sort(keys)
+        if len(keys) > 1 and bool((self.sorted_keys[1:] == self.sorted_keys[:-1]).any()):
+            raise ValueError("duplicate voxels: sparse convolution needs one point per (batch, voxel); "
+                             "grid-sample the cloud first")
+
+    def keys(self, grid_coord: Tensor, batch: Tensor) -> Tensor:
+        g = grid_coord.long() - self.low
+        return ((batch.long() * self.size[0] + g[..., 0]) * self.size[1] + g[..., 1]) * self.size[2] + g[..., 2]
+
+    def lookup(self, grid_coord: Tensor, batch: Tensor) -> Tensor:
+        """Row index of each queried voxel, -1 where absent. Shapes: grid_coord [..., 3], batch [...]."""
+        if len(self.sorted_keys) == 0:
+            return torch.full(batch.shape, -1, dtype=torch.long, device=batch.device)
+        g = grid_coord.long() - self.low
+        inside = ((g >= 0) & (g < torch.tensor(self.size, device=g.device))).all(-1)
+        query = self.keys(grid_coord, batch)
+        pos = torch.searchsorted(self.sorted_keys, query).clamp_(max=len(self.sorted_keys) - 1)
+        found = inside & (self.sorted_keys[pos] == query)
+        return torch.where(found, self.sort_index[pos], torch.full_like(pos, -1))
+
+
+def submanifold_neighbours(grid_coord: Tensor, batch: Tensor, kernel_size: int = 3) -> Tensor:
+    """[N, K^3] neighbour map of a submanifold conv (outputs = inputs = the active voxels)."""
+    offsets = kernel_offsets(kernel_size, grid_coord.device)
+    table = VoxelHash(grid_coord, batch, margin=kernel_size // 2)
+    query = grid_coord.long()[:, None, :] + offsets[None]
+    return table.lookup(query, batch.long()[:, None].expand(-1, len(offsets)))
+
+
+def transpose_neighbours(index: Tensor, num_inputs: int) -> Tensor:
+    """[N_in, kvol] map with t[index[o, k], k] = o, -1 elsewhere (each (input, k) must be used once)."""
+    kvol = index.shape[1]
+    transposed = torch.full((num_inputs, kvol), -1, dtype=torch.long, device=index.device)
+    out_rows = torch.arange(index.shape[0], device=index.device)[:, None].expand_as(index)
+    k_cols = torch.arange(kvol, device=index.device)[None].expand_as(index)
+    valid = index >= 0
+    used = torch.zeros(num_inputs * kvol, dtype=torch.long, device=index.device)
+    flat = index[valid] * kvol + k_cols[valid]
+    used.index_add_(0, flat, torch.ones_like(flat))
+    if bool((used > 1).any()):
+        raise ValueError("neighbour map is not transposable: an (input, offset) pair feeds two outputs")
+    transposed[index[valid], k_cols[valid]] = out_rows[valid]
+    return transposed
+
+
+@dataclass
+class NeighbourMap:
+    """A conv's neighbour map with its transpose (used by the backward pass) and output voxels."""
+
+    index: Tensor        # [N_out, kvol]
+    transposed: Tensor   # [N_in, kvol]
+    kernel_size: int
+    grid_coord: Tensor   # [N_out, 3] output voxels
+    batch: Tensor        # [N_out]
+
+    @classmethod
+    def submanifold(cls, grid_coord: Tensor, batch: Tensor, kernel_size: int = 3) -> NeighbourMap:
+        index = submanifold_neighbours(grid_coord, batch, kernel_size)
+        # For a centred kernel, input j reaches output j - d_k = j + d_{kvol-1-k}: the transpose is the
+        # same map with the offsets reversed.
+        return cls(index=index, transposed=index.flip(1), kernel_size=kernel_size,
+                   grid_coord=grid_coord.long(), batch=batch.long())
+
+
+@dataclass
+class DownsampleMap:
+    """Strided conv with kernel = stride (SPUNet's k=2 s=2 down-sampling) and its inverse.
+
+    coarse voxel = fine voxel // stride (per cloud); index[c, k] = fine row at stride*c + d_k (d in [0,
+    stride)^3, x-major), -1 if empty; parent[f] = coarse row of fine voxel f. The up-sampling (inverse
+    conv) map is the transpose: up_index[f, k] = parent[f] for the one k with d_k = fine % stride.
+    """
+
+    index: Tensor            # [N_coarse, stride^3]
+    up_index: Tensor         # [N_fine, stride^3]
+    parent: Tensor           # [N_fine]
+    coarse_grid_coord: Tensor
+    coarse_batch: Tensor
+    stride: int
+
+    def down(self) -> NeighbourMap:
+        return NeighbourMap(self.index, self.up_index, self.stride, self.coarse_grid_coord, self.coarse_batch)
+
+    def up(self, fine_grid_coord: Tensor, fine_batch: Tensor) -> NeighbourMap:
+        return NeighbourMap(self.up_index, self.index, self.stride, fine_grid_coord, fine_batch)
+
+
+def downsample_map(grid_coord: Tensor, batch: Tensor, stride: int = 2) -> DownsampleMap:
+    grid_coord, batch = grid_coord.long(), batch.long()
+    coarse = torch.div(grid_coord, stride, rounding_mode="floor")
+    sub = grid_coord - coarse * stride  # position inside the parent cell, in [0, stride)
+    k = (sub[:, 0] * stride + sub[:, 1]) * stride + sub[:, 2]
+    keys = voxel_keys(coarse, batch)
+    unique_keys, parent = torch.unique(keys, sorted=True, return_inverse=True)
+    num_coarse = len(unique_keys)
+    first = torch.full((num_coarse,), len(keys), dtype=torch.long, device=keys.device)
+    first.scatter_reduce_(0, parent, torch.arange(len(keys), device=keys.device), reduce="amin")
+    index = torch.full((num_coarse, stride ** 3), -1, dtype=torch.long, device=keys.device)
+    fine_rows = torch.arange(len(keys), device=keys.device)
+    used = torch.zeros(num_coarse * stride ** 3, dtype=torch.long, device=keys.device)
+    used.index_add_(0, parent * stride ** 3 + k, torch.ones_like(k))
+    if bool((used > 1).any()):
+        raise ValueError("duplicate voxels: strided conv needs one point per (batch, voxel)")
+    index[parent, k] = fine_rows
+    up_index = torch.full((len(keys), stride ** 3), -1, dtype=torch.long, device=keys.device)
+    up_index[fine_rows, k] = parent
+    return DownsampleMap(index=index, up_index=up_index, parent=parent, coarse_grid_coord=coarse[first],
+                         coarse_batch=batch[first], stride=stride)
+
+
+def _gather_matmul(x: Tensor, index: Tensor, weight: Tensor) -> Tensor:
+    """sum_k x[index[:, k]] @ weight[k] with -1 reading a zero row; chunked over output rows."""
+    kvol, c_in, c_out = weight.shape
+    x_padded = torch.cat([x, x.new_zeros(1, c_in)])
+    safe_index = torch.where(index >= 0, index, torch.full_like(index, x.shape[0]))
+    flat_weight = weight.reshape(kvol * c_in, c_out)
+    out = x.new_empty(index.shape[0], c_out)
+    rows = max(1, CHUNK_ELEMENTS // max(1, kvol * c_in))
+    for start in range(0, index.shape[0], rows):
+        cols = torch.index_select(x_padded, 0, safe_index[start:start + rows].reshape(-1))
+        out[start:start + rows] = cols.view(-1, kvol * c_in) @ flat_weight
+    return out
+
+
+def _weight_grad(x: Tensor, index: Tensor, grad_out: Tensor, kvol: int) -> Tensor:
+    """sum_o x[index[o, k]]^T grad_out[o], as [kvol, C_in, C_out], chunked over output rows."""
+    c_in = x.shape[1]
+    x_padded = torch.cat([x, x.new_zeros(1, c_in)])
+    safe_index = torch.where(index >= 0, index, torch.full_like(index, x.shape[0]))
+    grad_w = x.new_zeros(kvol * c_in, grad_out.shape[1])
+    rows = max(1, CHUNK_ELEMENTS // max(1, kvol * c_in))
+    for start in range(0, index.shape[0], rows):
+        cols = torch.index_select(x_padded, 0, safe_index[start:start + rows].reshape(-1))
+        grad_w += cols.view(-1, kvol * c_in).T @ grad_out[start:start + rows]
+    return grad_w.reshape(kvol, c_in, -1)
+
+
+class GatherConv(torch.autograd.Function):
+    """Gather-matmul sparse conv whose backward re-gathers instead of saving the [N, kvol*C_in] columns."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, weight: Tensor, transposed: Tensor) -> Tensor:
+        ctx.save_for_backward(x, index, weight, transposed)
+        return _gather_matmul(x, index, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        x, index, weight, transposed = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _gather_matmul(grad_out, transposed, weight.transpose(1, 2))
+        if ctx.needs_input_grad[2]:
+            grad_w = _weight_grad(x, index, grad_out, weight.shape[0])
+        return grad_x, None, grad_w, None
+
+
+def gather_conv(x: Tensor, nbr: Tensor, weight: Tensor, nbr_transposed: Tensor | None = None) -> Tensor:
+    """out[o] = sum_k x[nbr[o, k]] @ weight[k]; x [N_in, C_in], nbr [N_out, kvol], weight [kvol, C_in, C_out]."""
+    if nbr_transposed is None:
+        nbr_transposed = transpose_neighbours(nbr, x.shape[0])
+    return GatherConv.apply(x, nbr, weight.to(x.dtype), nbr_transposed)
+
+
+def weight_to_dense(weight: Tensor, kernel_size: int) -> Tensor:
+    """[kvol, C_in, C_out] -> torch conv3d layout [C_out, C_in, K, K, K]."""
+    kvol, c_in, c_out = weight.shape
+    return weight.reshape(kernel_size, kernel_size, kernel_size, c_in, c_out).permute(4, 3, 0, 1, 2)
+
+
+def weight_to_spconv(weight: Tensor, kernel_size: int) -> Tensor:
+    """[kvol, C_in, C_out] -> spconv 2.x layout [C_out, K, K, K, C_in]."""
+    kvol, c_in, c_out = weight.shape
+    return weight.reshape(kernel_size, kernel_size, kernel_size, c_in, c_out).permute(4, 0, 1, 2, 3)
+
+
+def spconv_available() -> bool:
+    return importlib.util.find_spec("spconv") is not None
+
+
+def _spconv_submanifold(x: Tensor, neighbours: NeighbourMap, weight: Tensor) -> Tensor:
+    """The same submanifold conv through spconv (Native algorithm on CPU, spconv's default on CUDA)."""
+    import spconv.pytorch as spconv  # optional accelerator
+    from spconv.core import ConvAlgo
+
+    k = neighbours.kernel_size
+    c_in, c_out = weight.shape[1], weight.shape[2]
+    indices = torch.cat([neighbours.batch[:, None], neighbours.grid_coord], 1).int().contiguous()
+    spatial_shape = (neighbours.grid_coord.max(0).values + 1).tolist()
+    tensor = spconv.SparseConvTensor(x, indices, spatial_shape, int(neighbours.batch.max()) + 1)
+    algo = ConvAlgo.Native if not x.is_cuda else None
+    kwargs = {"algo": algo} if algo is not None else {}
+    conv = spconv.SubMConv3d(c_in, c_out, k, bias=False, **kwargs).to(device=x.device, dtype=x.dtype)
+    params = {"weight": weight_to_spconv(weight, k).contiguous()}
+    return torch.func.functional_call(conv, params, (tensor,)).features
+
+
+def select_conv_backend(x: Tensor, backend: str = "auto") -> str:
+    """"spconv" on CUDA when installed, else "torch"; an explicit backend is returned unchanged."""
+    if backend == "auto":
+        return "spconv" if x.is_cuda and spconv_available() else "torch"
+    if backend not in ("torch", "spconv"):
+        raise ValueError(f"unknown sparse conv backend {backend!r}; expected auto, torch or spconv")
+    return backend
+
+
+class SubMConv3d(nn.Module):
+    """Submanifold sparse 3D convolution (outputs at the input voxels).
+
+    weight: [K^3, C_in, C_out], kernel offsets x-major (see module docstring); bias: [C_out] or None.
+    forward(x [N, C_in], neighbours: NeighbourMap built once per voxel set by NeighbourMap.submanifold).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = True,
+                 backend: str = "auto"):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"SubMConv3d needs an odd kernel size, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.backend = backend
+        self.weight = nn.Parameter(torch.empty(kernel_size ** 3, in_channels, out_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: Tensor, neighbours: NeighbourMap) -> Tensor:
+        if neighbours.kernel_size != self.kernel_size:
+            raise ValueError(f"neighbour map is for kernel {neighbours.kernel_size}, conv has {self.kernel_size}")
+        if select_conv_backend(x, self.backend) == "spconv":
+            out = _spconv_submanifold(x, neighbours, self.weight.to(x.dtype))
+        else:
+            out = gather_conv(x, neighbours.index, self.weight, neighbours.transposed)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"bias={self.bias is not None}, backend={self.backend!r}")

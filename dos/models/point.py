@@ -1,0 +1,134 @@
+"""The point batch: several point clouds concatenated along the point axis, no padding.
+
+A batch of B clouds with n_0, ..., n_{B-1} points is stored as one [N, ...] tensor per attribute
+(N = sum n_b) plus `offset` = cumsum(n) (int64, [B]) and `batch` (int64, [N], the cloud id of each
+point). This is the Pointcept layout; the helpers below convert between offset, batch ids and counts.
+
+`Point` is a plain dataclass. Serialization fields (`codes`, `order`, `inverse`, `depth`) are filled by
+`dos.models.serialization.serialize`; pooling fields (`pooling_inverse`, `pooling_parent`) by the
+PTv3 grid pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from dos.models.ops.sparse_conv import voxel_keys
+
+
+def offset_to_counts(offset: Tensor) -> Tensor:
+    """[B] cumulative counts -> [B] per-cloud counts."""
+    return torch.diff(offset, prepend=offset.new_zeros(1))
+
+
+def counts_to_offset(counts: Tensor) -> Tensor:
+    """[B] per-cloud counts -> [B] cumulative counts (int64)."""
+    return torch.cumsum(counts.long(), dim=0)
+
+
+def offset_to_batch(offset: Tensor) -> Tensor:
+    """[B] offset -> [N] cloud id of every point (int64)."""
+    counts = offset_to_counts(offset)
+    return torch.repeat_interleave(torch.arange(len(counts), device=offset.device), counts)
+
+
+def batch_to_offset(batch: Tensor, num_clouds: int | None = None) -> Tensor:
+    """[N] sorted cloud ids -> [B] offset. `num_clouds` keeps trailing empty clouds."""
+    return counts_to_offset(torch.bincount(batch, minlength=num_clouds or 0))
+
+
+def offset_to_starts(offset: Tensor) -> Tensor:
+    """[B] offset -> [B] index of the first point of each cloud."""
+    return offset - offset_to_counts(offset)
+
+
+def compute_grid_coord(coord: Tensor, batch: Tensor, grid_size: float, num_clouds: int) -> Tensor:
+    """floor((coord - per-cloud min) / grid_size) as int64 [N, 3]."""
+    cloud_min = torch.full((num_clouds, 3), float("inf"), dtype=coord.dtype, device=coord.device)
+    cloud_min = cloud_min.scatter_reduce(0, batch[:, None].expand(-1, 3), coord, reduce="amin", include_self=True)
+    return torch.floor((coord - cloud_min[batch]) / grid_size).long()
+
+
+@dataclass
+class Point:
+    """A batch of point clouds in Pointcept's concatenated layout.
+
+    coord:      [N, 3] float, point (or pooled-voxel mean) coordinates.
+    feat:       [N, C] float, features.
+    grid_coord: [N, 3] int64, voxel coordinates (non-negative, per cloud).
+    offset:     [B] int64, cumulative point counts.
+    batch:      [N] int64, cloud id per point (derived from offset when not given).
+    grid_size:  voxel edge length of grid_coord (metres), if known; used in error messages.
+    codes:      [n_orders, N] int64 serialization codes (batch << 3*depth | curve code).
+    order:      [n_orders, N] int64, argsort of codes (serialized position -> point index).
+    inverse:    [n_orders, N] int64, inverse permutation of order (point index -> serialized position).
+    depth:      bits per axis used by the curve codes.
+    order_names: the curve name of each row of codes/order/inverse.
+    pooling_inverse: [N_parent] int64: for each point of the finer (parent) level, its index here.
+    pooling_parent:  the finer Point this one was pooled from.
+    """
+
+    coord: Tensor
+    feat: Tensor
+    grid_coord: Tensor
+    offset: Tensor
+    batch: Tensor | None = None
+    grid_size: float | None = None
+    codes: Tensor | None = None
+    order: Tensor | None = None
+    inverse: Tensor | None = None
+    depth: int | None = None
+    order_names: tuple[str, ...] = ()
+    pooling_inverse: Tensor | None = None
+    pooling_parent: Point | None = None
+
+    def __post_init__(self) -> None:
+        self.offset = self.offset.long()
+        self.grid_coord = self.grid_coord.long()
+        if self.batch is None:
+            self.batch = offset_to_batch(self.offset)
+        n = self.coord.shape[0]
+        if self.feat.shape[0] != n or self.grid_coord.shape[0] != n or self.batch.shape[0] != n:
+            raise ValueError(f"inconsistent point counts: coord {n}, feat {self.feat.shape[0]}, "
+                             f"grid_coord {self.grid_coord.shape[0]}, batch {self.batch.shape[0]}")
+        if len(self.offset) and int(self.offset[-1]) != n:
+            raise ValueError(f"offset[-1] = {int(self.offset[-1])} but there are {n} points")
+
+    @classmethod
+    def from_coords(cls, coord: Tensor, feat: Tensor, offset: Tensor, grid_size: float,
+                    grid_coord: Tensor | None = None) -> Point:
+        """Build a batch; grid_coord = floor((coord - per-cloud min) / grid_size) unless given."""
+        offset = offset.long()
+        batch = offset_to_batch(offset)
+        if grid_coord is None:
+            grid_coord = compute_grid_coord(coord, batch, grid_size, len(offset))
+        return cls(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset, batch=batch,
+                   grid_size=grid_size)
+
+    @property
+    def num_points(self) -> int:
+        return self.coord.shape[0]
+
+    @property
+    def num_clouds(self) -> int:
+        return len(self.offset)
+
+    @property
+    def counts(self) -> Tensor:
+        return offset_to_counts(self.offset)
+
+    def with_feat(self, feat: Tensor) -> Point:
+        """A shallow copy with new features (all index maps shared)."""
+        return replace(self, feat=feat)
+
+
+def first_point_per_voxel(grid_coord: Tensor, batch: Tensor) -> Tensor:
+    """Sorted indices keeping one point (the first) per (cloud, voxel): sparse convs need unique voxels."""
+    keys = voxel_keys(grid_coord, batch)
+    _, cluster = torch.unique(keys, return_inverse=True)
+    first = torch.full((int(cluster.max()) + 1,), len(keys), dtype=torch.long, device=keys.device)
+    first.scatter_reduce_(0, cluster, torch.arange(len(keys), device=keys.device), reduce="amin")
+    return torch.sort(first).values
