@@ -20,4 +20,4 @@ rule all:
     input:
         f"reports/{SCALE}/bench_objective.json",
         f"data/{SCALE}/synthetic/manifest.json",
-        f"reports/{SCALE}/figures/synthetic_class_frequency.png",
+        f"reports/{SCALE}/figures/synthetic_lidar_frequency.png",

@@ -17,6 +17,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "objective"), "dos.bench.objective", "time Zipf-Sinkhorn + softmap loss against Algorithm 1 as written"),
     (("data", "generate"), "dos.data.synthetic.cli", "write the synthetic benchmark in the real on-disk formats"),
     (("data", "summary"), "dos.data.summary", "check a dataset's layout: scans, points and per-class counts per split"),
+    (("data", "figures"), "dos.data.synthetic.figures", "draw synthetic scenes by class and the class-frequency plot"),
     (("reproduce",), "dos.reproduce", "run the main job at a scale (the README's first command)"),
 ]
 

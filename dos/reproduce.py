@@ -7,6 +7,7 @@ This is a thin wrapper so that the one command stays the same as the DAG grows: 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -40,4 +41,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         cmd.append("--dry-run")
     print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=root).returncode
+    # the rules call `dos`: make it the one of this interpreter's environment
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return subprocess.run(cmd, cwd=root, env=env).returncode

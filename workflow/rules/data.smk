@@ -16,7 +16,7 @@ rule synthetic_figures:
     input:
         "data/{scale}/synthetic/manifest.json",
     output:
-        "reports/{scale}/figures/synthetic_class_frequency.png",
+        "reports/{scale}/figures/synthetic_lidar_frequency.png",
     log:
         "logs/{scale}/synthetic_figures.log",
     shell:

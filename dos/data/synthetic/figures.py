@@ -169,3 +169,15 @@ def plot_benchmark(out_dir: str | os.PathLike, fig_dir: str | os.PathLike) -> li
                                         figs / f"{root.name}_frequency.png",
                                         "indoor class frequencies (rank vs fraction)"))
     return written
+
+
+def configure(parser) -> None:
+    """`dos data figures DATA_DIR FIG_DIR`: scenes coloured by class and the log-log class frequencies."""
+    parser.add_argument("data_dir", help="a synthetic benchmark folder (with manifest.json)")
+    parser.add_argument("fig_dir", help="where to write the PNG figures")
+
+
+def run(args) -> int:
+    for path in plot_benchmark(args.data_dir, args.fig_dir):
+        print(f"figure: {path}")
+    return 0
