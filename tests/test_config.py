@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from dos.config.schema import ConfigError, load_config, to_dict
-from dos.pretrain.config import PretrainConfig
+from dos.engine.pretrain import PretrainRunConfig as PretrainConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "dos" / "config" / "pretrain").glob("*.yaml"))
 

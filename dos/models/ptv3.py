@@ -201,12 +201,16 @@ class PointTransformerV3(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None,
                  attn_drop: float = 0.0, proj_drop: float = 0.0, drop_path: float = 0.3,
                  layer_scale: float | None = None, shuffle_orders: bool = True, enc_mode: bool = True,
+                 serialization_depth: int | None = None,
                  conv_backend: str = "auto", attn_backend: str = "auto"):
         super().__init__()
         num_stages = len(enc_depths)
         self.num_stages, self.enc_mode = num_stages, enc_mode
         self.orders = (orders,) if isinstance(orders, str) else tuple(orders)
         self.shuffle_orders = shuffle_orders
+        # None: per batch from the largest grid coordinate (Pointcept). An int makes every cloud's curve
+        # order, hence its output, independent of the other clouds of its batch (Hilbert codes depend on depth).
+        self.serialization_depth = serialization_depth
         self.strides = _as_tuple(stride, num_stages - 1, "stride")
         enc_channels = _as_tuple(enc_channels, num_stages, "enc_channels")
         enc_num_heads = _as_tuple(enc_num_heads, num_stages, "enc_num_heads")
@@ -233,6 +237,7 @@ class PointTransformerV3(nn.Module):
         self.dec_stages = nn.ModuleList()
         if not enc_mode:
             dec_channels = _as_tuple(dec_channels, num_stages - 1, "dec_channels")
+            self.dec_channels = dec_channels
             dec_num_heads = _as_tuple(dec_num_heads, num_stages - 1, "dec_num_heads")
             _as_tuple(dec_depths, num_stages - 1, "dec_depths")
             self.dec_patch_size = _as_tuple(dec_patch_size, num_stages - 1, "dec_patch_size")
@@ -258,7 +263,9 @@ class PointTransformerV3(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def _serialize(self, point: Point, generator: torch.Generator | None) -> Point:
-        return serialize(point, self.orders, shuffle=self.shuffle_orders, generator=generator)
+        # orders are shuffled in training only: inference is deterministic
+        return serialize(point, self.orders, depth=self.serialization_depth,
+                         shuffle=self.shuffle_orders and self.training, generator=generator)
 
     def forward(self, point: Point, token_mask: Tensor | None = None, mask_token: Tensor | None = None,
                 generator: torch.Generator | None = None) -> PTv3Output:

@@ -1,5 +1,9 @@
-"""Collation of pretraining samples: 2B clouds (the first views of B samples, then their second views), the
-block mask of every view, and the student's input for the distillation mode."""
+"""Pretraining samples and their collation.
+
+Every random choice of a sample (crop, augmentations, grid sampling, block mask, token jitter) is drawn from that
+sample's own generator, so a sample is the same whichever batch, rank or resumed run it lands in. A batch of B
+samples holds 2B clouds: the first views of the B samples, then their second views.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,16 @@ from dataclasses import dataclass
 
 import torch
 
-from dos.pretrain.masking import block_mask
+from dos.pretrain.masking import MaskingConfig, block_mask
 from dos.pretrain.student_input import StudentInput, build_student_input
-from dos.pretrain.views import View
+from dos.pretrain.views import View, ViewConfig, make_views
+
+
+@dataclass
+class ViewPair:
+    views: tuple[View, View]
+    masks: tuple[torch.Tensor, torch.Tensor]  # True = masked, per view point
+    jitter_seed: int
 
 
 @dataclass
@@ -27,14 +38,36 @@ class PretrainBatch:
         return len(self.offset) // 2
 
 
-def collate_views(pairs: list[tuple[View, View]], mode: str, mask_ratio: float, mask_block: float,
-                  grid_size: float, generator: torch.Generator, jitter_sigma: float = 0.01) -> PretrainBatch:
-    views = [pair[0] for pair in pairs] + [pair[1] for pair in pairs]
-    offset = torch.cumsum(torch.tensor([v.coord.shape[0] for v in views]), 0)
-    coord = torch.cat([v.coord for v in views])
-    grid = torch.cat([v.grid_coord for v in views])
-    masked = block_mask(coord, offset, mask_block, mask_ratio, generator)
-    feat = torch.cat([v.feat for v in views])
-    student = build_student_input(coord, feat, grid, offset, masked, mode, grid_size, generator, jitter_sigma)
-    return PretrainBatch(coord=coord, origin_coord=torch.cat([v.origin_coord for v in views]), feat=feat,
-                         grid_coord=grid, offset=offset, masked=masked, student=student)
+def make_view_pair(coord: torch.Tensor, feat: torch.Tensor, views: ViewConfig, masking: MaskingConfig,
+                   generator: torch.Generator, coord_in_feat: bool = True) -> ViewPair:
+    pair = make_views(coord, feat, views, generator, coord_in_feat)
+    masks = tuple(block_mask(v.coord, torch.tensor([v.coord.shape[0]]), masking.block_size, masking.ratio, generator)
+                  for v in pair)
+    jitter_seed = int(torch.randint(2**62, (1,), generator=generator))
+    return ViewPair(views=pair, masks=masks, jitter_seed=jitter_seed)
+
+
+def collate_pairs(pairs: list[ViewPair], mode: str, grid_size: float, jitter_sigma: float = 0.01) -> PretrainBatch:
+    views = [p.views[0] for p in pairs] + [p.views[1] for p in pairs]
+    masks = [p.masks[0] for p in pairs] + [p.masks[1] for p in pairs]
+    seeds = [p.jitter_seed for p in pairs] + [p.jitter_seed + 1 for p in pairs]
+    students, start = [], 0
+    for view, mask, seed in zip(views, masks, seeds):
+        n = view.coord.shape[0]
+        s = build_student_input(view.coord, view.feat, view.grid_coord, torch.tensor([n]), mask, mode, grid_size,
+                                torch.Generator().manual_seed(seed), jitter_sigma)
+        s.index = s.index + start
+        students.append(s)
+        start += n
+    student = StudentInput(
+        coord=torch.cat([s.coord for s in students]), feat=torch.cat([s.feat for s in students]),
+        grid_coord=torch.cat([s.grid_coord for s in students]),
+        offset=torch.cumsum(torch.tensor([len(s.index) for s in students]), 0),
+        index=torch.cat([s.index for s in students]),
+        token_mask=None if students[0].token_mask is None else torch.cat([s.token_mask for s in students]),
+        supervised=torch.cat([s.supervised for s in students]))
+    return PretrainBatch(coord=torch.cat([v.coord for v in views]),
+                         origin_coord=torch.cat([v.origin_coord for v in views]),
+                         feat=torch.cat([v.feat for v in views]), grid_coord=torch.cat([v.grid_coord for v in views]),
+                         offset=torch.cumsum(torch.tensor([v.coord.shape[0] for v in views]), 0),
+                         masked=torch.cat(masks), student=student)

@@ -17,7 +17,7 @@ import torch
 
 
 def scatter_mean(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    out = torch.zeros((size,) + values.shape[1:], dtype=values.dtype)
+    out = torch.zeros((size,) + values.shape[1:], dtype=values.dtype, device=values.device)
     out.index_add_(0, index, values)
     counts = torch.bincount(index, minlength=size).clamp_min(1).to(values.dtype)
     return out / counts.view(-1, *([1] * (values.dim() - 1)))
@@ -27,7 +27,8 @@ def same_view_pairs(student_point_to_unit: torch.Tensor, student_index: torch.Te
                     teacher_point_to_unit: torch.Tensor, num_student_units: int) -> torch.Tensor:
     """Teacher unit of each student unit [Ms] (the smallest one if a unit's points disagree, e.g. jittered tokens)."""
     teacher_unit = teacher_point_to_unit[student_index]
-    out = torch.full((num_student_units,), torch.iinfo(torch.long).max, dtype=torch.long)
+    out = torch.full((num_student_units,), torch.iinfo(torch.long).max, dtype=torch.long,
+                     device=teacher_unit.device)
     return out.scatter_reduce_(0, student_point_to_unit, teacher_unit, reduce="amin")
 
 
@@ -35,7 +36,8 @@ def radius_nearest(query: torch.Tensor, query_cloud: torch.Tensor, ref: torch.Te
                    radius: float) -> torch.Tensor:
     """Index of the nearest `ref` point of the same cloud id within `radius` of each query, or -1. Hash grid with
     cells of size `radius`: only the 27 surrounding cells hold candidates. Ties go to the smaller index."""
-    result = torch.full((query.shape[0],), -1, dtype=torch.long)
+    device = query.device
+    result = torch.full((query.shape[0],), -1, dtype=torch.long, device=device)
     if query.shape[0] == 0 or ref.shape[0] == 0:
         return result
     q_cell = torch.floor(query / radius).long()
@@ -51,23 +53,24 @@ def radius_nearest(query: torch.Tensor, query_cloud: torch.Tensor, ref: torch.Te
     if float(clouds * extent.double().prod()) >= 2**62:
         raise ValueError(f"matching radius {radius} is too small for the extent of the clouds")
     ref_keys, ref_order = torch.sort(key(ref_cloud, r_cell))
-    best_dist = torch.full((query.shape[0],), float("inf"), dtype=torch.float64)
+    best_dist = torch.full((query.shape[0],), float("inf"), dtype=torch.float64, device=device)
     best = result
     for dx, dy, dz in itertools.product((-1, 0, 1), repeat=3):
-        k = key(query_cloud, q_cell + torch.tensor([dx, dy, dz]))
+        k = key(query_cloud, q_cell + torch.tensor([dx, dy, dz], device=device))
         lo = torch.searchsorted(ref_keys, k, side="left")
         hi = torch.searchsorted(ref_keys, k, side="right")
         n = hi - lo
         if int(n.sum()) == 0:
             continue
-        q_idx = torch.repeat_interleave(torch.arange(len(k)), n)
-        within = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+        q_idx = torch.repeat_interleave(torch.arange(len(k), device=device), n)
+        within = torch.arange(int(n.sum()), device=device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
         r_idx = ref_order[torch.repeat_interleave(lo, n) + within]
         d = (query[q_idx].double() - ref[r_idx].double()).square().sum(1)
         # best candidate per query in this cell: min distance, then min index
-        cand = torch.full((len(k),), float("inf"), dtype=torch.float64).scatter_reduce(0, q_idx, d, reduce="amin")
+        cand = torch.full((len(k),), float("inf"), dtype=torch.float64, device=device).scatter_reduce(
+            0, q_idx, d, reduce="amin")
         is_best = d == cand[q_idx]
-        cand_idx = torch.full((len(k),), torch.iinfo(torch.long).max, dtype=torch.long).scatter_reduce(
+        cand_idx = torch.full((len(k),), torch.iinfo(torch.long).max, dtype=torch.long, device=device).scatter_reduce(
             0, q_idx[is_best], r_idx[is_best], reduce="amin")
         better = (cand < best_dist) | ((cand == best_dist) & (cand_idx < best) & (best >= 0))
         best_dist = torch.where(better, cand, best_dist)

@@ -50,7 +50,8 @@ class DistillConfig:
 
 
 def _cloud_of_rows(offset: torch.Tensor) -> torch.Tensor:
-    return torch.repeat_interleave(torch.arange(len(offset)), torch.diff(offset, prepend=offset.new_zeros(1)))
+    return torch.repeat_interleave(torch.arange(len(offset), device=offset.device),
+                                   torch.diff(offset, prepend=offset.new_zeros(1)))
 
 
 class DOSPretrainer(nn.Module):
@@ -62,11 +63,16 @@ class DOSPretrainer(nn.Module):
             "head": ProjectionHead(encoder.out_channels, distill.head_hidden, distill.head_dim),
             "prototypes": Prototypes(distill.num_prototypes, distill.head_dim),
         })
-        self.teacher = make_teacher(self.student)
+        self.teacher = make_teacher(self.student).eval()
         self.mask_token = None
         if distill.mode != "observable":
             self.mask_token = nn.Parameter(torch.zeros(encoder.embed_channels))
             nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def train(self, mode: bool = True) -> "DOSPretrainer":
+        super().train(mode)
+        self.teacher.eval()  # targets without drop-path noise or order shuffling
+        return self
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
@@ -83,9 +89,13 @@ class DOSPretrainer(nn.Module):
                                         token_mask=s.token_mask, mask_token=self.mask_token)
         s_embed = self.student["head"](s_out.unit_feat)
         s_protos = self.student["prototypes"].unit_vectors()
+        if not (torch.isfinite(t_embed).all() and torch.isfinite(s_embed).all()):
+            # diverged weights: hand a non-finite loss to the training loop's guard instead of failing inside
+            # the Sinkhorn's input check
+            return s_embed.sum() * float("nan"), {"non_finite_embeddings": 1.0}
         num_units = s_out.unit_feat.shape[0]
         unit_cloud = _cloud_of_rows(s_out.unit_offset)
-        supervised = torch.zeros(num_units, dtype=torch.bool).scatter_reduce(
+        supervised = torch.zeros(num_units, dtype=torch.bool, device=s_embed.device).scatter_reduce(
             0, s_out.point_to_unit, s.supervised, reduce="amax")
         rows = supervised.nonzero().squeeze(1)
 

@@ -5,7 +5,8 @@ import torch
 
 from dos.data.transforms import SpatialAugment, grid_fragments, grid_sample, linear_keys
 from dos.objectives.targets import TargetConfig
-from dos.pretrain.batch import collate_views
+from dos.pretrain.batch import collate_pairs, make_view_pair
+from dos.pretrain.masking import MaskingConfig
 from dos.pretrain.masking import block_mask
 from dos.pretrain.matching import radius_nearest, same_view_pairs
 from dos.pretrain.model import DistillConfig, DOSPretrainer
@@ -70,8 +71,9 @@ def test_views_share_the_crop_and_keep_original_coordinates():
 def _batch(mode, seed=0, samples=2, ratio=0.6):
     g = torch.Generator().manual_seed(seed)
     cfg = ViewConfig(grid_size=0.1, crop_ratio=(0.8, 1.0), spatial=SpatialAugment(rotate=0.3, jitter_sigma=0.0))
-    pairs = [make_views(*_scene(700, seed + i), cfg, g) for i in range(samples)]
-    return collate_views(pairs, mode, mask_ratio=ratio, mask_block=0.5, grid_size=0.1, generator=g)
+    masking = MaskingConfig(ratio=ratio, block_size=0.5)
+    pairs = [make_view_pair(*_scene(700, seed + i), cfg, masking, g) for i in range(samples)]
+    return collate_pairs(pairs, mode, grid_size=0.1)
 
 
 def test_student_inputs_per_mode():
@@ -175,6 +177,19 @@ def test_ema_and_schedules():
     assert cosine(0.994, 1.0, 0.5) == pytest.approx(0.997)
     assert linear_warmup(0.04, 0.07, 0.025, 0.05) == pytest.approx(0.055)
     assert linear_warmup(0.04, 0.07, 0.5, 0.05) == 0.07
+
+
+def test_a_samples_views_and_masks_do_not_depend_on_its_batch():
+    cfg = ViewConfig(grid_size=0.1)
+    masking = MaskingConfig(ratio=0.5, block_size=0.5)
+    alone = make_view_pair(*_scene(500, 1), cfg, masking, torch.Generator().manual_seed(7))
+    other = make_view_pair(*_scene(500, 2), cfg, masking, torch.Generator().manual_seed(8))
+    again = make_view_pair(*_scene(500, 1), cfg, masking, torch.Generator().manual_seed(7))
+    batch = collate_pairs([other, again], "observable", 0.1)
+    n_other = other.views[0].coord.shape[0]
+    n_alone = alone.views[0].coord.shape[0]
+    assert torch.equal(batch.masked[n_other:n_other + n_alone], alone.masks[0])
+    assert torch.equal(batch.coord[n_other:n_other + n_alone], alone.views[0].coord)
 
 
 @pytest.mark.parametrize("mode,target,cross_view", [

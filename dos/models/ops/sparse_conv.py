@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 # Upper bound on the number of gathered elements (rows * kvol * C_in) materialised at once.
-CHUNK_ELEMENTS = 1 << 24
+CHUNK_ELEMENTS = 1 << 21  # 8 MiB of gathered float32 columns per chunk: less memory, and faster here
 
 
 def kernel_offsets(kernel_size: int, device: torch.device | str = "cpu", centred: bool = True) -> Tensor:
@@ -294,3 +294,41 @@ class SubMConv3d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"bias={self.bias is not None}, backend={self.backend!r}")
+
+
+class SparseConv3d(nn.Module):
+    """Strided sparse conv with kernel size = stride (SPUNet's k=2 s=2 down-sampling), no padding.
+
+    Outputs are the coarse voxels fine // stride of a `DownsampleMap`; out(c) = sum_k W[k] in(stride*c + d_k)
+    with d_k in [0, stride)^3, x-major. weight: [stride^3, C_in, C_out] (spconv's SparseConv3d(kernel_size=s,
+    stride=s) holds the same kernel as [C_out, s, s, s, C_in]: `weight_to_spconv(weight, s)`).
+    Pure torch (gather_conv) on every device.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, bias: bool = False):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.weight = nn.Parameter(torch.empty(stride ** 3, in_channels, out_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: Tensor, maps: DownsampleMap) -> Tensor:
+        if maps.stride != self.stride:
+            raise ValueError(f"down-sampling map has stride {maps.stride}, conv has {self.stride}")
+        out = gather_conv(x, maps.index, self.weight, maps.up_index)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, bias={self.bias is not None}"
+
+
+class SparseInverseConv3d(SparseConv3d):
+    """The inverse (transposed) of a SparseConv3d: back from the coarse voxels of a `DownsampleMap` to its fine
+    voxels, out(f) = W[k] in(f // stride) with d_k = f - stride * (f // stride). Same weight layout as
+    SparseConv3d ([stride^3, C_in, C_out]; spconv's SparseInverseConv3d keeps it as [C_out, s, s, s, C_in])."""
+
+    def forward(self, x: Tensor, maps: DownsampleMap) -> Tensor:
+        if maps.stride != self.stride:
+            raise ValueError(f"down-sampling map has stride {maps.stride}, conv has {self.stride}")
+        out = gather_conv(x, maps.up_index, self.weight, maps.index)
+        return out if self.bias is None else out + self.bias.to(out.dtype)

@@ -1,0 +1,114 @@
+"""Pieces every command shares: data and model config sections, seeding, devices, and the run folder records."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dos.config.schema import to_dict
+from dos.utils.io import write_json, write_text
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str = "synthetic-lidar"         # see `dos data summary --help` for the formats
+    root: str = "data/mini/synthetic/synthetic-nuscenes"
+    train_split: str = "train"
+    val_split: str = "val"
+    reader_options: dict[str, Any] = field(default_factory=dict)
+    scenes: str | None = None               # scene-list file (label-efficiency subsets), None = whole split
+    annotations: str | None = None          # limited-annotation file (.npz), None = every label
+    max_scenes: int = 0                     # 0 = no cap
+    cache: bool = True                      # keep decoded scenes in memory
+    coord_in_feat: bool = True              # network input = [xyz, features] (PTv3 convention)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "ptv3"                  # ptv3 | spunet
+    config: str = "paper"                   # a name in dos/models/configs or a YAML path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    supervision_stage: int = 2              # pretraining: stage whose voxels are the supervision units
+
+    def __post_init__(self) -> None:
+        if self.backbone not in ("ptv3", "spunet"):
+            raise ValueError(f"backbone must be ptv3 or spunet, got {self.backbone!r}")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set objective.zipf_alpha=0 (repeatable)")
+
+
+def seed_from(*parts: int) -> int:
+    """A 63-bit seed mixing the parts (numpy SeedSequence): sample seeds are functions of (seed, epoch, index)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def setup_torch(seed: int, num_threads: int) -> torch.device:
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    if not torch.cuda.is_available():
+        torch.use_deterministic_algorithms(True)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested) dataclass / dict / list to `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: to_device(getattr(obj, f.name), device)
+                                           for f in dataclasses.fields(obj)})
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_device(v, device) for v in obj]
+    return obj
+
+
+def write_run_records(out_dir: Path, config: Any, command: str, extra: dict[str, Any] | None = None) -> None:
+    """The resolved config (YAML) and the provenance (commit, versions, config hash, seed, device) of a run."""
+    import yaml
+
+    from dos.utils.provenance import config_hash, environment
+
+    data = to_dict(config)
+    write_text(out_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    write_json(out_dir / "provenance.json", {"command": command, "config_hash": config_hash(data),
+                                              "seed": data.get("seed"), **environment(), **(extra or {})})
+
+
+def data_fingerprint(dataset: Any) -> str:
+    """sha256 over the dataset's format, split, root and scene ids (cheap; identifies what was trained on)."""
+    from dos.utils.provenance import config_hash
+
+    return config_hash({"format": dataset.format, "split": dataset.split, "root": str(dataset.reader.root),
+                        "scenes": list(dataset.scan_ids)})
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    from dos.bench.memory import _status_kib
+
+    return _status_kib("VmHWM") * 1024

@@ -1,0 +1,50 @@
+"""`dos evaluate RUN [--split val] [--fragments] [--tta] [--out FILE]`: re-evaluate a probe / finetune run.
+
+Reads the run's resolved config.yaml and model.pt, predicts the split with the standard protocol (optionally
+with grid fragments and test-time augmentation voting) and writes metrics JSON (default RUN/metrics_<split>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a dos probe / finetune run folder")
+    parser.add_argument("--split", default=None, help="split to evaluate (default: the config's val split)")
+    parser.add_argument("--fragments", action="store_true", help="vote over grid fragments covering every point")
+    parser.add_argument("--tta", action="store_true", help="vote over rotations x scales x flips")
+    parser.add_argument("--out", default=None, help="metrics JSON path (default RUN/metrics_<split>.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dos.cli import DosError
+    from dos.config.schema import load_config
+    from dos.engine.common import setup_torch
+    from dos.engine.segmentation import SegmentationRunConfig, build_model, evaluate_model, open_split
+    from dos.utils.io import write_json
+
+    run_dir = Path(args.run)
+    for name in ("config.yaml", "model.pt"):
+        if not (run_dir / name).is_file():
+            raise DosError(f"{run_dir / name}: missing; is {run_dir} a finished dos probe / finetune run?")
+    config = load_config(SegmentationRunConfig, run_dir / "config.yaml")
+    config = dataclasses.replace(config, eval=dataclasses.replace(
+        config.eval, fragments=args.fragments or config.eval.fragments, tta=args.tta or config.eval.tta))
+    device = setup_torch(config.seed, config.train.num_threads)
+    saved = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    config = dataclasses.replace(config, head=dataclasses.replace(config.head, pretrained=None))
+    model = build_model(config, saved["mode"], saved["in_channels"], saved["num_classes"])
+    model.load_state_dict(saved["state_dict"])
+    split = args.split or config.data.val_split
+    metrics = evaluate_model(model.to(device), open_split(config, split, labelled_subset=False), config, device)
+    metrics.update(split=split, fragments=config.eval.fragments, tta=config.eval.tta, run=str(run_dir))
+    out = Path(args.out) if args.out else run_dir / f"metrics_{split}.json"
+    write_json(out, metrics)
+    print(f"[evaluate] {split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}  "
+          f"allAcc {100 * metrics['allacc']:.2f} -> {out}")
+    return 0

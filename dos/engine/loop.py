@@ -1,0 +1,177 @@
+"""The training loop shared by every command: resume, checkpoints, preemption, NaN guard, history, logging.
+
+- Resume: if the run folder holds `checkpoint.pt`, the run continues from it (same command, same folder).
+- Checkpoints every `checkpoint_every` steps and at the end, atomically. On SIGTERM or SIGUSR1 (Slurm
+  preemption / time limit) the current step finishes, a checkpoint is written, and the process exits with
+  code 128 + signal so that the scheduler (or Snakemake's retries) re-runs the same command, which resumes.
+- A NaN or Inf loss stops the run with a message naming the step; the last good checkpoint is kept untouched.
+- History: one CSV row per step (loss, lr, schedules, statistics), rewritten atomically with each checkpoint;
+  TensorBoard events when the tensorboard package is installed. A progress bar on terminals, log lines otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from dos.cli import DosError
+from dos.engine import distributed
+from dos.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from dos.utils.io import write_text
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 16            # global batch (split over ranks)
+    max_steps: int = 0              # 0: epochs x steps per epoch
+    checkpoint_every: int = 100     # steps
+    log_every: int = 10             # steps
+    num_threads: int = 0            # torch CPU threads; 0 = torch's default
+    num_workers: int = 0            # data-loading processes (results do not depend on it)
+    bf16: bool = True               # autocast to bfloat16 on CUDA (ignored on CPU)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+StepFn = Callable[[int, float], tuple[torch.Tensor, dict[str, float]]]
+
+
+class _Preemption:
+    """Remembers the first SIGTERM / SIGUSR1 so the loop can stop cleanly after the current step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self) -> "_Preemption":
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class History:
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        if path.exists():
+            with open(path, newline="") as handle:
+                self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+    def truncate(self, step: int) -> None:
+        self.rows = [row for row in self.rows if row["step"] < step]
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, buffer.getvalue())
+
+
+def _tensorboard(out_dir: Path, purge_step: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
+
+
+def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
+               config: TrainConfig, step_fn: StepFn, after_step: Callable[[int, float], None] | None = None,
+               checkpoint_extra: dict | None = None, label: str = "train") -> int:
+    """Run steps [resume, total_steps); returns the number of steps done by this call."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    main = distributed.is_main()
+    start = 0
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        start = int(state["step"])
+        if main:
+            print(f"[{label}] resuming from {ckpt_path} at step {start}/{total_steps}", flush=True)
+    history = History(out_dir / "history.csv")
+    history.truncate(start)
+    writer = _tensorboard(out_dir, start) if main else None
+    interactive = sys.stderr.isatty()
+    last_saved = start
+    tic = time.perf_counter()
+
+    def checkpoint(step: int) -> None:
+        nonlocal last_saved
+        if main:
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, step=step, extra=checkpoint_extra)
+            history.flush()
+        distributed.barrier()
+        last_saved = step
+
+    with _Preemption() as preemption:
+        for step in range(start, total_steps):
+            progress = step / max(total_steps, 1)
+            loss, stats = step_fn(step, progress)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DosError(f"[{label}] loss is {value} at step {step} (progress {progress:.3f}); stopped. "
+                               f"The last good checkpoint (step {last_saved}) is kept at {ckpt_path}")
+            if after_step is not None:
+                after_step(step, progress)
+            row = {"step": float(step), "loss": value, **{k: float(v) for k, v in stats.items()}}
+            history.append(row)
+            if writer is not None:
+                for key, val in row.items():
+                    if key != "step":
+                        writer.add_scalar(f"{label}/{key}", val, step)
+            done = step + 1
+            if main and interactive:
+                bar = "#" * int(30 * done / total_steps)
+                print(f"\r[{label}] {bar:<30} {done}/{total_steps} loss {value:.4f}", end="", file=sys.stderr,
+                      flush=True)
+            elif main and (done % config.log_every == 0 or done == total_steps):
+                rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
+                print(f"[{label}] step {done}/{total_steps} loss {value:.4f} ({rate:.2f} steps/s)", flush=True)
+            if done % config.checkpoint_every == 0 or done == total_steps:
+                checkpoint(done)
+            if preemption.signum is not None:
+                if last_saved != done:
+                    checkpoint(done)
+                if main:
+                    print(f"\n[{label}] received signal {preemption.signum}: checkpoint saved at step {done}; "
+                          "run the same command again to resume", file=sys.stderr, flush=True)
+                raise SystemExit(128 + preemption.signum)
+    if main and interactive:
+        print(file=sys.stderr)
+    if writer is not None:
+        writer.close()
+    if start == total_steps and main:
+        print(f"[{label}] already complete ({total_steps} steps)", flush=True)
+    return total_steps - start

@@ -1,0 +1,101 @@
+"""AdamW with layer-wise learning-rate decay, and the lr / weight-decay schedules (Sonata's recipe).
+
+Layer ids follow the encoder's depth: the stem is layer 0, the b-th block of the whole encoder is layer b + 1,
+a pooling layer shares the id of the first block after it, and everything that is not the backbone encoder
+(decoder, heads, prototypes, mask token) is the last layer. A parameter of layer l gets lr * decay^(L - l).
+Biases and norm parameters get no weight decay.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 0.004
+    layer_decay: float = 0.9       # per encoder block; 1.0 disables layer-wise decay
+    weight_decay_start: float = 0.04
+    weight_decay_end: float = 0.2  # cosine schedule of the weight decay
+    schedule: str = "onecycle"     # onecycle (linear warm-up then cosine to ~0) | cosine | constant
+    warmup: float = 0.05           # fraction of the steps
+    final_lr_fraction: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 3.0         # max global grad norm; 0 disables
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ValueError(f"schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+
+
+_STAGE_BLOCK = re.compile(r"enc_stages\.(\d+)\.(\d+)\.")
+_POOL = re.compile(r"pools\.(\d+)\.")
+
+
+def encoder_layer_id(name: str, blocks_per_stage: list[int]) -> int | None:
+    """Layer id of a parameter name inside a PTv3 encoder, or None when it is not part of the encoder."""
+    first_block = [sum(blocks_per_stage[:s]) + 1 for s in range(len(blocks_per_stage))]
+    if match := _STAGE_BLOCK.search(name):
+        return first_block[int(match.group(1))] + int(match.group(2))
+    if match := _POOL.search(name):
+        return first_block[int(match.group(1)) + 1]
+    if "embedding." in name:
+        return 0
+    return None
+
+
+def _no_weight_decay(name: str, param: torch.Tensor) -> bool:
+    return param.ndim <= 1 or name.endswith(".bias") or "mask_token" in name
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig, blocks_per_stage: list[int] | None = None
+                    ) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters of `model`, grouped by (lr scale, weight decay on/off)."""
+    num_layers = sum(blocks_per_stage) + 1 if blocks_per_stage else 0
+    groups: dict[tuple[float, bool], list[torch.Tensor]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = encoder_layer_id(name, blocks_per_stage) if blocks_per_stage else None
+        depth = num_layers if layer is None else layer
+        scale = config.layer_decay ** (num_layers - depth)
+        groups.setdefault((scale, _no_weight_decay(name, param)), []).append(param)
+    param_groups = [{"params": params, "lr_scale": scale, "apply_wd": not no_wd, "lr": config.lr * scale,
+                     "weight_decay": 0.0 if no_wd else config.weight_decay_start}
+                    for (scale, no_wd), params in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))]
+    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas)
+
+
+def lr_at(config: OptimConfig, progress: float) -> float:
+    """Base learning rate at a fraction `progress` of training."""
+    if config.schedule == "constant":
+        return config.lr
+    final = config.lr * config.final_lr_fraction
+    if config.schedule == "onecycle" and progress < config.warmup:
+        return config.lr * max(progress / config.warmup, 1e-3)
+    start = config.warmup if config.schedule == "onecycle" else 0.0
+    t = min(max((progress - start) / max(1.0 - start, 1e-12), 0.0), 1.0)
+    return final + (config.lr - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def weight_decay_at(config: OptimConfig, progress: float) -> float:
+    t = min(max(progress, 0.0), 1.0)
+    return config.weight_decay_end + (config.weight_decay_start - config.weight_decay_end) * 0.5 * (
+        1.0 + math.cos(math.pi * t))
+
+
+def apply_schedules(optimizer: torch.optim.Optimizer, config: OptimConfig, progress: float) -> tuple[float, float]:
+    lr, wd = lr_at(config, progress), weight_decay_at(config, progress)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"]
+        group["weight_decay"] = wd if group["apply_wd"] else 0.0
+    return lr, wd

@@ -1,0 +1,167 @@
+"""`dos pretrain CONFIG --out RUN`: DOS self-supervised pretraining (and every Table 5 / 10 / 11 variant).
+
+Writes into RUN: config.yaml (resolved), provenance.json, history.csv, tensorboard/, checkpoint.pt (resumable,
+every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights) and
+summary.json. encoder.pt appears only when training is complete: it is what downstream commands read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dos.engine.common import DataConfig, ModelConfig, add_run_arguments
+from dos.engine.loop import TrainConfig
+from dos.engine.optim import OptimConfig
+from dos.objectives.targets import TargetConfig
+from dos.pretrain.masking import MaskingConfig
+from dos.pretrain.model import DistillConfig
+from dos.pretrain.teacher import TeacherConfig
+from dos.pretrain.views import ViewConfig
+
+
+@dataclass(frozen=True)
+class PretrainRunConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    views: ViewConfig = field(default_factory=ViewConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    objective: TargetConfig = field(default_factory=TargetConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Batch of step s = the samples at positions [s*B, (s+1)*B) of epoch s // steps_per_epoch's permutation
+    (this rank's contiguous share); each sample's randomness is seeded by (seed, epoch, dataset index)."""
+
+    def __init__(self, dataset, config: PretrainRunConfig, steps_per_epoch: int, rank: int, world: int):
+        self.dataset, self.config, self.steps_per_epoch = dataset, config, steps_per_epoch
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def indices(self, step: int) -> list[int]:
+        from dos.engine.common import seed_from
+
+        epoch, position = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(
+            seed_from(self.config.seed, epoch, 0x5EED)))
+        batch = self.config.train.batch_size
+        chosen = perm[position * batch:(position + 1) * batch].tolist()
+        share = batch // self.world
+        return chosen[self.rank * share:(self.rank + 1) * share]
+
+    def __getitem__(self, step: int):
+        from dos.engine.common import seed_from
+        from dos.pretrain.batch import collate_pairs, make_view_pair
+
+        cfg = self.config
+        epoch = step // self.steps_per_epoch
+        pairs = []
+        for index in self.indices(step):
+            sample = self.dataset[index]
+            generator = torch.Generator().manual_seed(seed_from(cfg.seed, epoch, index))
+            pairs.append(make_view_pair(sample["coord"], sample["feat"], cfg.views, cfg.masking, generator,
+                                        cfg.data.coord_in_feat))
+        return step, collate_pairs(pairs, cfg.distill.mode, cfg.views.grid_size, cfg.masking.jitter_sigma)
+
+
+def build_pretrainer(config: PretrainRunConfig, in_channels: int):
+    from dos.engine.models import build_backbone
+    from dos.pretrain.encoder import PTv3Encoder
+    from dos.pretrain.model import DOSPretrainer
+
+    if config.model.backbone != "ptv3":
+        raise ValueError("pretraining needs model.backbone = ptv3 (SPUNet students are trained by `dos distill`)")
+    backbone = build_backbone(config.model, in_channels, enc_mode=True)
+    return DOSPretrainer(PTv3Encoder(backbone, config.model.supervision_stage), config.distill, config.objective)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dos.config.schema import load_config
+    from dos.data.dataset import SceneDataset
+    from dos.engine import distributed
+    from dos.engine.common import Timer, data_fingerprint, peak_memory_bytes, setup_torch, to_device, \
+        write_run_records
+    from dos.engine.loop import train_loop
+    from dos.engine.models import blocks_per_stage
+    from dos.engine.optim import apply_schedules, build_optimizer
+    from dos.utils.io import save_torch, write_json
+
+    config = load_config(PretrainRunConfig, args.config, args.overrides)
+    out = Path(args.out)
+    rank, world = distributed.init_from_env()
+    if config.train.batch_size % world:
+        raise ValueError(f"train.batch_size {config.train.batch_size} must be divisible by the {world} ranks")
+    device = setup_torch(config.seed, config.train.num_threads)
+    timer = Timer()
+    data = config.data
+    dataset = SceneDataset(data.format, data.root, data.train_split, reader_options=data.reader_options,
+                           scenes=data.scenes, max_scenes=data.max_scenes or None, cache=data.cache)
+    in_channels = dataset.feat_channels + (3 if data.coord_in_feat else 0)
+    model = build_pretrainer(config, in_channels).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(model, config.optim, blocks_per_stage(model.student["encoder"].backbone))
+    steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
+    total = config.train.max_steps or config.train.epochs * steps_per_epoch
+    if distributed.is_main():
+        write_run_records(out, config, " ".join(sys.argv), {"data_fingerprint": data_fingerprint(dataset),
+                                                           "world_size": world, "total_steps": total})
+    batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
+    loader_state: dict = {}
+    autocast = device.type == "cuda" and config.train.bf16
+    all_reduce = distributed.all_reduce_sum if world > 1 else None
+
+    def next_batch(step: int):
+        if "iterator" not in loader_state:
+            # its own generator: creating the iterator must not draw from the global RNG, whose state is
+            # part of the checkpoint (an iterator created at the resume step would shift it)
+            loader = torch.utils.data.DataLoader(batches, sampler=range(step, total), batch_size=None,
+                                                 num_workers=config.train.num_workers,
+                                                 generator=torch.Generator().manual_seed(config.seed))
+            loader_state["iterator"] = iter(loader)
+        got_step, batch = next(loader_state["iterator"])
+        assert got_step == step, (got_step, step)
+        return to_device(batch, device)
+
+    def step_fn(step: int, progress: float):
+        batch = next_batch(step)
+        lr, wd = apply_schedules(optimizer, config.optim, progress)
+        teacher_temp = config.teacher.teacher_temp(progress)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss, stats = model(batch, config.teacher.student_temp, teacher_temp, all_reduce=all_reduce)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(trainable)
+        if config.optim.grad_clip > 0:
+            stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip))
+        optimizer.step()
+        momentum = config.teacher.momentum(progress)
+        model.update_teacher(momentum)
+        stats.update(lr=lr, weight_decay=wd, teacher_temp=teacher_temp, momentum=momentum)
+        return loss, stats
+
+    train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
+               step_fn=step_fn, label="pretrain")
+    if distributed.is_main():
+        encoders = {which: getattr(model, which)["encoder"].backbone.state_dict() for which in ("student", "teacher")}
+        save_torch(out / "encoder.pt", {**encoders, "model_config": dataclasses.asdict(config.model),
+                                        "in_channels": in_channels})
+        write_json(out / "summary.json", {"total_steps": total, "wall_seconds": timer.seconds(),
+                                          "peak_memory_bytes": peak_memory_bytes(device), "device": str(device)})
+    distributed.shutdown()
+    return 0

@@ -1,0 +1,258 @@
+"""`dos probe` and `dos finetune`: semantic segmentation on top of a (pretrained) backbone, then evaluation.
+
+- probe: the encoder is frozen (eval mode, no gradient); every encoder stage is up-cast to full resolution and
+  concatenated (Sonata's linear probing: 1232 channels for the paper model); one linear layer is trained.
+  `head.cache_features: true` computes the frozen features once per training scene (no augmentation), which
+  makes probing a CPU-cheap logistic regression; the paper protocol (false) recomputes them on augmented views.
+- finetune: encoder + decoder + linear layer all train (layer-wise lr decay on the encoder); `head.pretrained:
+  null` is the supervised-from-scratch baseline.
+Training batches are functions of (seed, step), so runs are deterministic and resumable like pretraining.
+After training, the validation split is evaluated with the standard protocol (dos/engine/inference.py) and
+metrics.json is written (whole-split confusion matrix; mIoU, mAcc, allAcc, per-class IoU, group mIoU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dos.data.transforms import PhotometricAugment, SpatialAugment
+from dos.engine.common import DataConfig, ModelConfig
+from dos.engine.loop import TrainConfig
+from dos.engine.optim import OptimConfig
+
+MODES = ("probe", "finetune")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    pretrained: str | None = None   # dos pretrain run folder or encoder.pt; None = random initialisation
+    weights: str = "teacher"        # teacher (EMA) | student
+    grid_size: float = 0.05         # input voxel (m)
+    cache_features: bool = False    # probe only: frozen features computed once per scene, without augmentation
+
+    def __post_init__(self) -> None:
+        if self.weights not in ("teacher", "student"):
+            raise ValueError(f"weights must be teacher or student, got {self.weights!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    fragments: bool = False         # predict every grid fragment and vote (covers every point)
+    tta: bool = False               # test-time augmentation (rotations x scales x flips) with voting
+    max_points_per_call: int = 0    # pack point sets up to this size per network call; 0 = one at a time
+
+
+@dataclass(frozen=True)
+class SegmentationRunConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: SpatialAugment = field(default_factory=SpatialAugment)
+    photometric: PhotometricAugment = field(default_factory=PhotometricAugment)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.002, layer_decay=1.0,
+                                                                   weight_decay_start=0.02, weight_decay_end=0.02))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+class SegmentationModel(nn.Module):
+    """Backbone + linear classifier. probe: up-cast encoder stages; finetune: decoder output."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, mode: str):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.backbone, self.mode = backbone, mode
+        channels = sum(backbone.enc_channels) if mode == "probe" else backbone.dec_channels[0]
+        self.classifier = nn.Linear(channels, num_classes)
+        if mode == "probe":
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "SegmentationModel":
+        super().train(mode)
+        if self.mode == "probe":
+            self.backbone.eval()  # frozen: no drop-path, no order shuffling noise
+        return self
+
+    def features(self, coord, feat, grid_coord, offset) -> torch.Tensor:
+        from dos.models.point import Point
+        from dos.models.ptv3 import upcast
+
+        point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset)
+        if self.mode == "probe":
+            with torch.no_grad():
+                return upcast(self.backbone(point).stages, 0)
+        return self.backbone(point).decoded.feat
+
+    def forward(self, coord, feat, grid_coord, offset) -> torch.Tensor:
+        return self.classifier(self.features(coord, feat, grid_coord, offset))
+
+
+def network_input(coord: torch.Tensor, feat: torch.Tensor, coord_in_feat: bool) -> torch.Tensor:
+    return torch.cat([coord, feat], dim=1).float() if coord_in_feat else feat.float()
+
+
+def _train_sample(sample: dict, config: SegmentationRunConfig, generator: torch.Generator):
+    from dos.data.transforms import grid_sample
+
+    coord = config.augment(sample["coord"], generator)
+    kept = grid_sample(coord, config.head.grid_size, generator)
+    feat = config.photometric(sample["feat"][kept.index], generator)
+    return (coord[kept.index], network_input(coord[kept.index], feat, config.data.coord_in_feat),
+            kept.grid_coord, sample["segment"][kept.index])
+
+
+def _collate(parts):
+    coords, feats, grids, labels = zip(*parts)
+    offset = torch.cumsum(torch.tensor([c.shape[0] for c in coords]), 0)
+    return torch.cat(coords), torch.cat(feats), torch.cat(grids), offset, torch.cat(labels)
+
+
+def _cached_features(model: SegmentationModel, dataset, config: SegmentationRunConfig):
+    from dos.data.transforms import grid_sample
+
+    cache = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        kept = grid_sample(sample["coord"], config.head.grid_size)
+        coord = sample["coord"][kept.index]
+        feat = network_input(coord, sample["feat"][kept.index], config.data.coord_in_feat)
+        offset = torch.tensor([coord.shape[0]])
+        cache.append((model.features(coord, feat, kept.grid_coord, offset), sample["segment"][kept.index]))
+    return cache
+
+
+def evaluate_model(model: SegmentationModel, dataset, config: SegmentationRunConfig,
+                   device: torch.device) -> dict:
+    """Whole-split metrics with the evaluation protocol of `config.eval`."""
+    from dos.engine.inference import IDENTITY, default_tta, predict_points
+    from dos.engine.metrics import ConfusionMatrix
+
+    model.eval()
+    confusion = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
+    augmentations = default_tta() if config.eval.tta else (IDENTITY,)
+
+    def predict_fn(coord, feat, grid_coord, offset):
+        inputs = network_input(coord, feat, config.data.coord_in_feat)
+        return model(coord.to(device), inputs.to(device), grid_coord.to(device), offset.to(device)).float().cpu()
+
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            if "segment" not in sample:
+                raise ValueError(f"{dataset.scan_ids[i]}: no labels in the evaluation split")
+            probs = predict_points(predict_fn, sample["coord"], sample["feat"], config.head.grid_size,
+                                   num_classes=dataset.num_classes, fragments=config.eval.fragments,
+                                   augmentations=augmentations,
+                                   max_points_per_call=config.eval.max_points_per_call or None)
+            confusion.update(probs.argmax(1), sample["segment"])
+    confusion.all_reduce()
+    metrics = confusion.compute(dataset.class_names, dataset.groups or None)
+    metrics["num_scenes"] = len(dataset)
+    return metrics
+
+
+def build_model(config: SegmentationRunConfig, mode: str, in_channels: int, num_classes: int) -> SegmentationModel:
+    from dos.engine.models import build_backbone, load_pretrained_backbone
+
+    backbone = build_backbone(config.model, in_channels, enc_mode=(mode == "probe"))
+    if config.head.pretrained:
+        load_pretrained_backbone(backbone, config.head.pretrained, config.head.weights)
+    return SegmentationModel(backbone, num_classes, mode)
+
+
+def open_split(config: SegmentationRunConfig, split: str, labelled_subset: bool):
+    from dos.data.dataset import SceneDataset
+
+    data = config.data
+    return SceneDataset(data.format, data.root, split, reader_options=data.reader_options,
+                        scenes=data.scenes if labelled_subset else None,
+                        annotations=data.annotations if labelled_subset else None,
+                        max_scenes=data.max_scenes or None, cache=data.cache)
+
+
+def run_segmentation(args: argparse.Namespace, mode: str) -> int:
+    from dos.config.schema import load_config
+    from dos.engine import distributed
+    from dos.engine.common import (Timer, data_fingerprint, peak_memory_bytes, seed_from, setup_torch, to_device,
+                                   write_run_records)
+    from dos.engine.loop import train_loop
+    from dos.engine.models import blocks_per_stage
+    from dos.engine.optim import apply_schedules, build_optimizer
+    from dos.utils.io import save_torch, write_json
+
+    config = load_config(SegmentationRunConfig, args.config, args.overrides)
+    out = Path(args.out)
+    rank, world = distributed.init_from_env()
+    device = setup_torch(config.seed, config.train.num_threads)
+    timer = Timer()
+    train_set = open_split(config, config.data.train_split, labelled_subset=True)
+    in_channels = train_set.feat_channels + (3 if config.data.coord_in_feat else 0)
+    model = build_model(config, mode, in_channels, train_set.num_classes).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay_blocks = blocks_per_stage(model.backbone) if mode == "finetune" else None
+    optimizer = build_optimizer(model, config.optim, decay_blocks)
+    batch = config.train.batch_size
+    steps_per_epoch = max(1, len(train_set) // batch)
+    total = config.train.max_steps or config.train.epochs * steps_per_epoch
+    if distributed.is_main():
+        write_run_records(out, config, " ".join(sys.argv), {"mode": mode, "world_size": world, "total_steps": total,
+                                                           "data_fingerprint": data_fingerprint(train_set)})
+    cache = _cached_features(model.to(device), train_set, config) if (mode == "probe" and
+                                                                      config.head.cache_features) else None
+    loss_fn = nn.CrossEntropyLoss(ignore_index=train_set.ignore_index)
+    autocast = device.type == "cuda" and config.train.bf16
+
+    def batch_indices(step: int) -> list[int]:
+        epoch, position = divmod(step, steps_per_epoch)
+        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(
+            seed_from(config.seed, epoch, 0x5EED)))
+        chosen = perm[position * batch:(position + 1) * batch].tolist()
+        share = batch // world
+        return chosen[rank * share:(rank + 1) * share]
+
+    def step_fn(step: int, progress: float):
+        lr, wd = apply_schedules(optimizer, config.optim, progress)
+        indices = batch_indices(step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            if cache is not None:
+                features = torch.cat([cache[i][0] for i in indices]).to(device)
+                labels = torch.cat([cache[i][1] for i in indices]).to(device)
+                logits = model.classifier(features)
+            else:
+                epoch = step // steps_per_epoch
+                parts = [_train_sample(train_set[i], config, torch.Generator().manual_seed(
+                    seed_from(config.seed, epoch, i))) for i in indices]
+                coord, feat, grid, offset, labels = to_device(list(_collate(parts)), device)
+                logits = model(coord, feat, grid, offset)
+            loss = loss_fn(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(trainable)
+        if config.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip)
+        optimizer.step()
+        return loss, {"lr": lr, "weight_decay": wd}
+
+    train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
+               step_fn=step_fn, label=mode)
+    if distributed.is_main():
+        val_set = open_split(config, config.data.val_split, labelled_subset=False)
+        metrics = evaluate_model(model, val_set, config, device)
+        save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": in_channels,
+                                      "num_classes": train_set.num_classes})
+        metrics.update(split=config.data.val_split, mode=mode, wall_seconds=timer.seconds(),
+                       peak_memory_bytes=peak_memory_bytes(device), seed=config.seed)
+        write_json(out / "metrics.json", metrics)
+        print(f"[{mode}] {config.data.val_split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}"
+              f"  allAcc {100 * metrics['allacc']:.2f}  -> {out / 'metrics.json'}", flush=True)
+    distributed.shutdown()
+    return 0

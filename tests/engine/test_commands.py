@@ -1,0 +1,182 @@
+"""Every engine command end to end at smoke scale, through the real command line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.engine.conftest import (CONFIGS, ROOT, dos_command, run_dos, tiny_pretrain_overrides,
+                                   tiny_segmentation_overrides)
+
+PRETRAIN = str(CONFIGS / "pretrain" / "dos_outdoor.yaml")
+PROBE = str(CONFIGS / "probe" / "lp_outdoor.yaml")
+FINETUNE = str(CONFIGS / "finetune" / "ft_outdoor.yaml")
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _same_state(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def pretrained(smoke_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain")
+    run_dos("pretrain", PRETRAIN, "--out", str(out), overrides=tiny_pretrain_overrides(smoke_data))
+    return out
+
+
+def test_pretrain_writes_weights_history_and_provenance(pretrained):
+    for name in ("encoder.pt", "checkpoint.pt", "history.csv", "config.yaml", "provenance.json", "summary.json"):
+        assert (pretrained / name).is_file(), name
+    provenance = json.loads((pretrained / "provenance.json").read_text())
+    assert provenance["seed"] == 0 and len(provenance["config_hash"]) == 64 and provenance["data_fingerprint"]
+    assert "torch" in provenance["packages"]
+    history = (pretrained / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and "prototype_entropy" in history[0] and "teacher_temp" in history[0]
+    weights = _weights(pretrained / "encoder.pt")
+    assert not _same_state(weights["student"], weights["teacher"])  # the EMA teacher lags the student
+
+
+def test_same_seed_and_config_give_bit_identical_weights(smoke_data, pretrained, tmp_path):
+    run_dos("pretrain", PRETRAIN, "--out", str(tmp_path), overrides=tiny_pretrain_overrides(smoke_data))
+    assert _same_state(_weights(tmp_path / "encoder.pt")["student"], _weights(pretrained / "encoder.pt")["student"])
+    other = tmp_path / "seed1"
+    run_dos("pretrain", PRETRAIN, "--out", str(other), overrides=tiny_pretrain_overrides(smoke_data) + ["seed=1"])
+    assert not _same_state(_weights(other / "encoder.pt")["student"], _weights(pretrained / "encoder.pt")["student"])
+
+
+def _wait_for_step(run_dir, step, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ckpt = run_dir / "checkpoint.pt"
+        if ckpt.exists():
+            try:
+                if torch.load(ckpt, map_location="cpu", weights_only=False)["step"] >= step:
+                    return
+            except Exception:  # being replaced right now: read again
+                pass
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended early: {process.communicate()}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_a_killed_run_restarted_with_the_same_command_ends_bit_identical(smoke_data, tmp_path):
+    overrides = tiny_pretrain_overrides(smoke_data, steps=8)
+    reference = tmp_path / "uninterrupted"
+    run_dos("pretrain", PRETRAIN, "--out", str(reference), overrides=overrides)
+    killed = tmp_path / "killed"
+    cmd = dos_command("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides)
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_step(killed, 3, process)
+    process.kill()  # SIGKILL: no chance to clean up
+    process.wait()
+    assert not (killed / "encoder.pt").exists()
+    resumed = run_dos("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides)
+    assert "resuming from" in resumed.stdout
+    a, b = _weights(reference / "encoder.pt"), _weights(killed / "encoder.pt")
+    assert _same_state(a["student"], b["student"]) and _same_state(a["teacher"], b["teacher"])
+    assert (reference / "history.csv").read_text() == (killed / "history.csv").read_text()
+
+
+def test_sigterm_checkpoints_and_exits_for_requeue(smoke_data, tmp_path):
+    cmd = dos_command("pretrain", PRETRAIN, "--out", str(tmp_path),
+                      overrides=tiny_pretrain_overrides(smoke_data, steps=200, **{"train.checkpoint_every": "1000"}))
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "history.csv").exists() and time.time() < deadline:  # written at the first checkpoint
+        if (tmp_path / "provenance.json").exists():
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "run the same command again to resume" in err
+    state = _weights(tmp_path / "checkpoint.pt")
+    assert 0 < state["step"] < 200
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path):
+    overrides = tiny_pretrain_overrides(smoke_data, steps=6, **{"optim.lr": "1e30", "optim.grad_clip": "0.0",
+                                                                 "optim.warmup": "0.0"})
+    out = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path), overrides=overrides, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "loss is nan at step" in out.stderr or "loss is inf at step" in out.stderr
+    assert "last good checkpoint" in out.stderr
+    state = _weights(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_broken_config_fails_before_any_work_naming_the_key(smoke_data, tmp_path):
+    out = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path / "run"),
+                  overrides=tiny_pretrain_overrides(smoke_data) + ["objective.zipf_alhpa=1"], check=False)
+    assert out.returncode == 2 and "objective.zipf_alhpa: unknown key (did you mean objective.zipf_alpha?)" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ddp_on_two_gloo_processes_equals_one_process(smoke_data, tmp_path):
+    # clustering: its Sinkhorn spans the whole batch, so the transport sums must be reduced across ranks.
+    # DropPath is off: it draws one number per point from each rank's RNG, which no split batch can reproduce.
+    overrides = tiny_pretrain_overrides(smoke_data, steps=2, **{"objective.target": "clustering",
+                                                                 "model.overrides": "{drop_path: 0.0}"})
+    single = tmp_path / "single"
+    run_dos("pretrain", PRETRAIN, "--out", str(single), overrides=overrides)
+    double = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29513",
+           "-m", "dos", "pretrain", PRETRAIN, "--out", str(double)]
+    for item in overrides:
+        cmd += ["--set", item]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    a, b = _weights(single / "encoder.pt")["student"], _weights(double / "encoder.pt")["student"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), k
+
+
+@pytest.fixture(scope="module")
+def probed(smoke_data, pretrained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe")
+    run_dos("probe", PROBE, "--out", str(out), overrides=tiny_segmentation_overrides(
+        smoke_data, **{"head.pretrained": str(pretrained), "head.cache_features": "true"}))
+    return out
+
+
+def test_probe_writes_metrics_and_evaluate_reproduces_them(probed):
+    metrics = json.loads((probed / "metrics.json").read_text())
+    for key in ("miou", "macc", "allacc", "iou", "acc", "classes_evaluated"):
+        assert key in metrics
+    assert 0 <= metrics["miou"] <= 1 and metrics["mode"] == "probe"
+    run_dos("evaluate", str(probed))
+    again = json.loads((probed / "metrics_val.json").read_text())
+    assert again["miou"] == metrics["miou"] and again["iou"] == metrics["iou"]
+    run_dos("evaluate", str(probed), "--fragments", "--out", str(probed / "fragments.json"))
+    assert json.loads((probed / "fragments.json").read_text())["fragments"] is True
+
+
+def test_probe_freezes_the_encoder(probed, pretrained):
+    model = _weights(probed / "model.pt")["state_dict"]
+    teacher = _weights(pretrained / "encoder.pt")["teacher"]
+    assert all(torch.equal(model[f"backbone.{k}"], v) for k, v in teacher.items())
+
+
+def test_finetune_from_pretrained_and_from_scratch(smoke_data, pretrained, tmp_path):
+    run_dos("finetune", FINETUNE, "--out", str(tmp_path / "ft"), overrides=tiny_segmentation_overrides(
+        smoke_data, **{"head.pretrained": str(pretrained)}))
+    run_dos("finetune", FINETUNE, "--out", str(tmp_path / "scratch"), overrides=tiny_segmentation_overrides(smoke_data))
+    ft = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert ft["mode"] == "finetune" and 0 <= ft["miou"] <= 1
+    teacher = _weights(pretrained / "encoder.pt")["teacher"]
+    model = _weights(tmp_path / "ft" / "model.pt")["state_dict"]
+    changed = [k for k, v in teacher.items() if not torch.equal(model[f"backbone.{k}"], v)]
+    assert changed  # the encoder trained
