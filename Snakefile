@@ -1,9 +1,19 @@
 # The paper as a DAG. Rules call the `dos` command line only (no torch here).
 # Run: snakemake --cores 2 [--config scale=smoke|mini|paper] [targets]
-# What is declared so far: the objective benchmark and the synthetic benchmark with its figures.
-# The experiments of Tables 1-12 join as the training engine lands (see README, "Status").
+#   all          the scale's main tables (config: scales.<scale>.main_tables; mini: Tables 5 and 8), their figures,
+#                the benchmark figures and reports/<scale>/report.md
+#   all_tables   every table of the paper (1, 3-12; Table 2, detection, is out of scope), every figure and
+#                reports/<scale>/report_full.md
+#   results/tableN.csv (.md, .tex)   one table at the configured scale (also kept as results/<scale>/tableN.*)
+# Layout: runs/<scale>/... (one folder per training run and seed), logs/<scale>/..., results/, reports/<scale>/.
+
+from snakemake.utils import validate
+
 
 configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
 
 SCALE = config["scale"]
 if SCALE not in config["scales"]:
@@ -11,13 +21,26 @@ if SCALE not in config["scales"]:
 S = config["scales"][SCALE]
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/experiments.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
     default_target: True
     input:
         f"reports/{SCALE}/bench_objective.json",
-        f"data/{SCALE}/synthetic/manifest.json",
-        f"reports/{SCALE}/figures/synthetic_lidar_frequency.png",
+        synthetic_outputs(SCALE),
+        [table_files(n) for n in S["main_tables"]],
+        [figure_path(name) for name in figures_for(S["main_tables"])],
+        f"reports/{SCALE}/report.md",
+
+
+rule all_tables:
+    input:
+        synthetic_outputs(SCALE),
+        [table_files(n) for n in TABLES],
+        [figure_path(name) for name in figures_for(TABLES)],
+        f"reports/{SCALE}/report_full.md",

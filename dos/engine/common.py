@@ -112,3 +112,41 @@ def peak_memory_bytes(device: torch.device) -> int:
     from dos.bench.memory import _status_kib
 
     return _status_kib("VmHWM") * 1024
+
+
+def open_dataset(data: DataConfig, split: str, labelled_subset: bool = True):
+    """The SceneDataset of a split; `labelled_subset` applies the config's scene / annotation subsets (training)."""
+    from dos.data.dataset import SceneDataset
+
+    return SceneDataset(data.format, data.root, split, reader_options=data.reader_options,
+                        scenes=data.scenes if labelled_subset else None,
+                        annotations=data.annotations if labelled_subset else None,
+                        max_scenes=data.max_scenes or None, cache=data.cache)
+
+
+def input_channels(dataset: Any, data: DataConfig) -> int:
+    """Network input width: the dataset's features, plus xyz when the coordinates are input channels."""
+    return dataset.feat_channels + (3 if data.coord_in_feat else 0)
+
+
+@dataclass
+class RunStart:
+    config: Any
+    out: Path
+    rank: int
+    world: int
+    device: torch.device
+    timer: Timer
+
+
+def start_run(schema: type, args: argparse.Namespace) -> RunStart:
+    """Validate the config (before any work), join the process group, seed, pick the device, start the clock."""
+    from dos.config.schema import load_config
+    from dos.engine import distributed
+
+    config = load_config(schema, args.config, args.overrides)
+    rank, world = distributed.init_from_env()
+    if config.train.batch_size % world:
+        raise ValueError(f"train.batch_size {config.train.batch_size} must be divisible by the {world} ranks")
+    device = setup_torch(config.seed, config.train.num_threads)
+    return RunStart(config=config, out=Path(args.out), rank=rank, world=world, device=device, timer=Timer())

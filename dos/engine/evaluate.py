@@ -2,6 +2,14 @@
 
 Reads the run's resolved config.yaml and model.pt, predicts the split with the standard protocol (optionally
 with grid fragments and test-time augmentation voting) and writes metrics JSON (default RUN/metrics_<split>.json).
+
+`--set KEY=VALUE` overrides the run's config before evaluating, e.g. zero-shot transfer (Table 4) of a model
+fine-tuned on one dataset to another with the same classes:
+
+    dos evaluate RUN --set data.format=parisluco3d --set data.root=data/parisluco3d --out RUN/transfer.json
+
+The other dataset must have the run's classes (same count, and the same names when the run's own dataset can
+still be opened): the model's outputs are read as the run's class ids.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fragments", action="store_true", help="vote over grid fragments covering every point")
     parser.add_argument("--tta", action="store_true", help="vote over rotations x scales x flips")
     parser.add_argument("--out", default=None, help="metrics JSON path (default RUN/metrics_<split>.json)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the run's config, e.g. --set data.root=... --set data.format=... to evaluate "
+                             "on another dataset with the same classes (zero-shot transfer; repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dos.cli import DosError
     from dos.config.schema import load_config
+    from dos.data.errors import DatasetError
     from dos.engine.common import setup_torch
     from dos.engine.segmentation import SegmentationRunConfig, build_model, evaluate_model, open_split
     from dos.utils.io import write_json
@@ -32,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("config.yaml", "model.pt"):
         if not (run_dir / name).is_file():
             raise DosError(f"{run_dir / name}: missing; is {run_dir} a finished dos probe / finetune run?")
-    config = load_config(SegmentationRunConfig, run_dir / "config.yaml")
+    trained = load_config(SegmentationRunConfig, run_dir / "config.yaml")
+    config = load_config(SegmentationRunConfig, run_dir / "config.yaml", args.overrides)
     config = dataclasses.replace(config, eval=dataclasses.replace(
         config.eval, fragments=args.fragments or config.eval.fragments, tta=args.tta or config.eval.tta))
     device = setup_torch(config.seed, config.train.num_threads)
@@ -41,8 +54,22 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(config, saved["mode"], saved["in_channels"], saved["num_classes"])
     model.load_state_dict(saved["state_dict"])
     split = args.split or config.data.val_split
-    metrics = evaluate_model(model.to(device), open_split(config, split, labelled_subset=False), config, device)
+    dataset = open_split(config, split, labelled_subset=False)
+    if dataset.num_classes != saved["num_classes"]:
+        raise DosError(f"{config.data.root} ({config.data.format}) has {dataset.num_classes} classes, the model of "
+                       f"{run_dir} predicts {saved['num_classes']}: evaluate on a dataset with the run's classes")
+    if args.overrides:
+        try:
+            own = open_split(trained, trained.data.train_split, labelled_subset=False).class_names
+        except DatasetError:
+            own = None  # the run's own dataset is gone: the class count was checked above
+        if own is not None and tuple(own) != tuple(dataset.class_names):
+            raise DosError(f"{config.data.root} ({config.data.format}) names its classes differently from the "
+                           f"run's dataset {trained.data.root}: {list(dataset.class_names)} vs {list(own)}")
+    metrics = evaluate_model(model.to(device), dataset, config, device)
     metrics.update(split=split, fragments=config.eval.fragments, tta=config.eval.tta, run=str(run_dir))
+    if args.overrides:
+        metrics.update(data_format=config.data.format, data_root=str(config.data.root), overrides=args.overrides)
     out = Path(args.out) if args.out else run_dir / f"metrics_{split}.json"
     write_json(out, metrics)
     print(f"[evaluate] {split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}  "

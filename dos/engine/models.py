@@ -12,19 +12,28 @@ from dos.engine.common import ModelConfig
 
 
 def build_backbone(config: ModelConfig, in_channels: int, enc_mode: bool) -> nn.Module:
+    """PTv3 or SPUNet from `config`; `enc_mode` (encoder only, no decoder) is set by the caller for both."""
     if config.backbone == "ptv3":
         from dos.models.ptv3 import ptv3_from_config
 
         return ptv3_from_config(config.config, in_channels=in_channels, enc_mode=enc_mode, **config.overrides)
     from dos.models.spunet import spunet_from_config
 
-    return spunet_from_config(config.config, in_channels=in_channels, **config.overrides)
+    return spunet_from_config(config.config, in_channels=in_channels, enc_mode=enc_mode, **config.overrides)
 
 
 def blocks_per_stage(backbone: nn.Module) -> list[int] | None:
-    """Encoder blocks per stage, for layer-wise lr decay (None for backbones without that structure)."""
+    """Encoder blocks per stage, for layer-wise lr decay; None for backbones without PTv3's `enc_stages`
+    (SPUNet): the optimizer then gives every parameter the same lr (`optim.layer_decay` has no effect)."""
     stages = getattr(backbone, "enc_stages", None)
     return [len(stage) for stage in stages] if stages is not None else None
+
+
+def warn_if_layer_decay_ignored(backbone: nn.Module, layer_decay: float, label: str) -> None:
+    """Say so when a config asks for layer-wise lr decay on a backbone that has no PTv3 block structure."""
+    if layer_decay < 1.0 and blocks_per_stage(backbone) is None:
+        print(f"[{label}] note: optim.layer_decay={layer_decay} applies to PTv3 encoders only; "
+              f"{type(backbone).__name__} trains every layer at the same lr", flush=True)
 
 
 def load_pretrained_backbone(backbone: nn.Module, path: str | Path, which: str = "teacher") -> list[str]:
@@ -44,10 +53,14 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path, which: str =
         state = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
     elif which in state:
         state = state[which]
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches: another width / config than the pretrained one
+        raise DosError(f"{path}: weights do not fit this backbone (wrong model config?): {error}") from None
     if unexpected:
         raise DosError(f"{path}: weights do not fit this backbone (unexpected keys {unexpected[:5]}...)")
-    encoder_missing = [k for k in missing if not k.startswith(("dec", "unpool"))]
+    # decoders: PTv3's dec_stages / unpools, SPUNet's up / dec
+    encoder_missing = [k for k in missing if not k.startswith(("dec", "unpool", "up."))]
     if encoder_missing:
         raise DosError(f"{path}: encoder weights missing for {encoder_missing[:5]}...: wrong model config?")
     return missing

@@ -1,4 +1,6 @@
-"""`dos pretrain CONFIG --out RUN`: DOS self-supervised pretraining (and every Table 5 / 10 / 11 variant).
+"""`dos pretrain CONFIG --out RUN`: DOS self-supervised pretraining (and every Table 5 / 10 / 11 variant, and
+Table 12's SPUNet self-distillation with `model.backbone=spunet`: same recipe; layer-wise lr decay is PTv3-only,
+and SPUNet's BatchNorm running statistics are copied into the EMA teacher at every update).
 
 Writes into RUN: config.yaml (resolved), provenance.json, history.csv, tensorboard/, checkpoint.pt (resumable,
 every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights) and
@@ -11,7 +13,6 @@ import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -85,37 +86,32 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
     from dos.pretrain.encoder import PTv3Encoder
     from dos.pretrain.model import DOSPretrainer
 
-    if config.model.backbone != "ptv3":
-        raise ValueError("pretraining needs model.backbone = ptv3 (SPUNet students are trained by `dos distill`)")
+    # PTv3 or SPUNet (Table 12's "DOS" row: SPUNet self-distilled with the same recipe); both expose the stages
+    # PTv3Encoder up-casts, and SPUNet takes the naive/token_jitter mask token at its stem output.
     backbone = build_backbone(config.model, in_channels, enc_mode=True)
     return DOSPretrainer(PTv3Encoder(backbone, config.model.supervision_stage), config.distill, config.objective)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dos.config.schema import load_config
-    from dos.data.dataset import SceneDataset
     from dos.engine import distributed
-    from dos.engine.common import Timer, data_fingerprint, peak_memory_bytes, setup_torch, to_device, \
-        write_run_records
+    from dos.engine.common import (data_fingerprint, input_channels, open_dataset, peak_memory_bytes, start_run,
+                                   to_device, write_run_records)
     from dos.engine.loop import train_loop
-    from dos.engine.models import blocks_per_stage
+    from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, build_optimizer
     from dos.utils.io import save_torch, write_json
 
-    config = load_config(PretrainRunConfig, args.config, args.overrides)
-    out = Path(args.out)
-    rank, world = distributed.init_from_env()
-    if config.train.batch_size % world:
-        raise ValueError(f"train.batch_size {config.train.batch_size} must be divisible by the {world} ranks")
-    device = setup_torch(config.seed, config.train.num_threads)
-    timer = Timer()
-    data = config.data
-    dataset = SceneDataset(data.format, data.root, data.train_split, reader_options=data.reader_options,
-                           scenes=data.scenes, max_scenes=data.max_scenes or None, cache=data.cache)
-    in_channels = dataset.feat_channels + (3 if data.coord_in_feat else 0)
+    start = start_run(PretrainRunConfig, args)
+    config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
+                                               start.timer)
+    dataset = open_dataset(config.data, config.data.train_split)
+    in_channels = input_channels(dataset, config.data)
     model = build_pretrainer(config, in_channels).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(model, config.optim, blocks_per_stage(model.student["encoder"].backbone))
+    backbone = model.student["encoder"].backbone
+    if distributed.is_main():
+        warn_if_layer_decay_ignored(backbone, config.optim.layer_decay, "pretrain")
+    optimizer = build_optimizer(model, config.optim, blocks_per_stage(backbone))
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
     if distributed.is_main():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -63,23 +62,30 @@ class SegmentationRunConfig:
 
 
 class SegmentationModel(nn.Module):
-    """Backbone + linear classifier. probe: up-cast encoder stages; finetune: decoder output."""
+    """Backbone (PTv3 or SPUNet) + linear classifier. probe: up-cast encoder stages (width: the sum of
+    `backbone.enc_channels`); finetune: decoder output (width: `backbone.out_channels`, i.e. PTv3's
+    dec_channels[0] or SPUNet's last decoder width)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, mode: str):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "finetune" and getattr(backbone, "enc_mode", False):
+            raise ValueError("finetune needs a backbone with its decoder (enc_mode=False)")
         self.backbone, self.mode = backbone, mode
-        channels = sum(backbone.enc_channels) if mode == "probe" else backbone.dec_channels[0]
+        channels = sum(backbone.enc_channels) if mode == "probe" else backbone.out_channels
         self.classifier = nn.Linear(channels, num_classes)
         if mode == "probe":
             for p in backbone.parameters():
                 p.requires_grad_(False)
+        self.train()  # a frozen backbone is in eval mode from the start (also while caching features)
 
     def train(self, mode: bool = True) -> "SegmentationModel":
         super().train(mode)
         if self.mode == "probe":
-            self.backbone.eval()  # frozen: no drop-path, no order shuffling noise
+            # frozen: no drop-path or order shuffling noise (PTv3), and BatchNorm (SPUNet) normalises with
+            # its pretrained running statistics instead of batch statistics and never updates them
+            self.backbone.eval()
         return self
 
     def features(self, coord, feat, grid_coord, offset) -> torch.Tensor:
@@ -170,35 +176,30 @@ def build_model(config: SegmentationRunConfig, mode: str, in_channels: int, num_
 
 
 def open_split(config: SegmentationRunConfig, split: str, labelled_subset: bool):
-    from dos.data.dataset import SceneDataset
+    from dos.engine.common import open_dataset
 
-    data = config.data
-    return SceneDataset(data.format, data.root, split, reader_options=data.reader_options,
-                        scenes=data.scenes if labelled_subset else None,
-                        annotations=data.annotations if labelled_subset else None,
-                        max_scenes=data.max_scenes or None, cache=data.cache)
+    return open_dataset(config.data, split, labelled_subset)
 
 
 def run_segmentation(args: argparse.Namespace, mode: str) -> int:
-    from dos.config.schema import load_config
     from dos.engine import distributed
-    from dos.engine.common import (Timer, data_fingerprint, peak_memory_bytes, seed_from, setup_torch, to_device,
+    from dos.engine.common import (data_fingerprint, input_channels, peak_memory_bytes, seed_from, start_run, to_device,
                                    write_run_records)
     from dos.engine.loop import train_loop
-    from dos.engine.models import blocks_per_stage
+    from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, build_optimizer
     from dos.utils.io import save_torch, write_json
 
-    config = load_config(SegmentationRunConfig, args.config, args.overrides)
-    out = Path(args.out)
-    rank, world = distributed.init_from_env()
-    device = setup_torch(config.seed, config.train.num_threads)
-    timer = Timer()
+    start = start_run(SegmentationRunConfig, args)
+    config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
+                                               start.timer)
     train_set = open_split(config, config.data.train_split, labelled_subset=True)
-    in_channels = train_set.feat_channels + (3 if config.data.coord_in_feat else 0)
+    in_channels = input_channels(train_set, config.data)
     model = build_model(config, mode, in_channels, train_set.num_classes).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay_blocks = blocks_per_stage(model.backbone) if mode == "finetune" else None
+    if mode == "finetune" and distributed.is_main():
+        warn_if_layer_decay_ignored(model.backbone, config.optim.layer_decay, mode)
     optimizer = build_optimizer(model, config.optim, decay_blocks)
     batch = config.train.batch_size
     steps_per_epoch = max(1, len(train_set) // batch)

@@ -1,0 +1,172 @@
+"""The experiment DAG (Snakefile, workflow/rules/, config/config.yaml), on copies of the working tree.
+
+- paper scale, dry run: the whole paper (Tables 1, 3-12) is listed with the expected number of jobs per rule,
+  without any data present and without touching data/ or runs/;
+- mini scale, dry run: the counts of the README's main target (`all` = Tables 5 and 8);
+- `snakemake --profile slurm results/table5.csv -n` works from the repository root;
+- `snakemake --lint`: only the documented exceptions;
+- smoke scale, for real: `all_tables` with --cores 2 builds every table, figure and the report, and every cell
+  the templates declare is filled (CI; about 10 minutes on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.workflow._helpers import BIN, REPO_ROOT, copy_tree, environment, run
+
+TABLES = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+FIGURES = ["figure1_linear_probing", "table5_ablation", "table6_label_efficiency", "table7_label_efficiency",
+           "table8_alpha_sweep",
+           "table10_prototypes", "synthetic_lidar_frequency"]
+# Jobs per seed of `all_tables`. pretrain: nuScenes 16 (default, 5 Table 5 variants, 9 more of Table 10,
+# no_crossview) + SPUNet 2 (Table 12) + Waymo 2 + SemanticKITTI 1 + ScanNet 20 (default, 8 alphas, 10 more of
+# Table 10, no_crossview); the paper scale adds the S3DIS probe and fine-tunings (S3DIS has no synthetic stand-in).
+PER_SEED_PAPER = {"pretrain": 41, "distill": 1, "probe": 66, "finetune": 13, "finetune_scratch": 19, "transfer": 4}
+PER_SEED_SMOKE = {"pretrain": 41, "distill": 1, "probe": 65, "finetune": 12, "finetune_scratch": 18, "transfer": 4}
+PER_SEED_MINI_ALL = {"pretrain": 15, "probe": 24}  # Table 5 (6 pretrain, 6 probe) + Table 8 (9 pretrain, 18 probe)
+
+
+def snakemake(*args: str) -> list[str]:
+    return [str(BIN / "snakemake"), *args]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake (dry) run: rule -> number of jobs."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    for line in lines[start + 3:]:
+        match = re.fullmatch(r"(\S+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def seeds(scale: str) -> list[int]:
+    return yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())["scales"][scale]["seeds"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """A copy of the working tree without data/, runs/, results/<scale>/ or logs/ (those are not in git)."""
+    return copy_tree(tmp_path_factory.mktemp("dag") / "repo")
+
+
+def test_paper_dry_run_lists_the_whole_paper_without_data(tree: Path) -> None:
+    assert not (tree / "data").exists()
+    out = run(snakemake("-n", "all_tables", "--config", "scale=paper"), cwd=tree, env=environment(), timeout=300)
+    counts = job_counts(out.stdout)
+    n = len(seeds("paper"))
+    for rule, per_seed in PER_SEED_PAPER.items():
+        assert counts.get(rule) == per_seed * n, (rule, counts)
+    assert counts["table"] == len(TABLES) and counts["figure"] == 6 and counts["label_subsets"] == 3
+    assert "synthetic_benchmark" not in counts  # the paper scale reads the real datasets from config
+    for table in TABLES:
+        assert f"results/table{table}.csv" in out.stdout and f"results/paper/table{table}.csv" in out.stdout
+    assert "reports/paper/report_full.md" in out.stdout
+    # the real roots come from config; S3DIS is probed and fine-tuned from the ScanNet pretraining
+    assert "--set data.format=s3dis --set data.root=data/s3dis" in out.stdout
+    assert "runs/paper/probe/ptv3/s3dis/full/scannet/dos/seed0" in out.stdout
+    assert not (tree / "data").exists() and not (tree / "runs").exists() and not (tree / "logs").exists()
+
+
+def test_mini_main_target_counts(tree: Path) -> None:
+    out = run(snakemake("-n", "--config", "scale=mini"), cwd=tree, env=environment(), timeout=300)
+    counts = job_counts(out.stdout)
+    n = len(seeds("mini"))
+    for rule, per_seed in PER_SEED_MINI_ALL.items():
+        assert counts.get(rule) == per_seed * n, (rule, counts)
+    assert counts["table"] == 2 and counts["figure"] == 2 and counts["report"] == 1
+    assert not {"finetune", "finetune_scratch", "distill", "transfer"} & set(counts)
+    for path in ("results/table5.csv", "results/table8.csv", "reports/mini/figures/table8_alpha_sweep.png",
+                 "reports/mini/figures/table5_ablation.png",
+                 "reports/mini/report.md"):
+        assert path in out.stdout
+
+
+def test_shared_pretraining_feeds_every_table(tree: Path) -> None:
+    """One default DOS pretraining per dataset and seed, whichever tables ask for it."""
+    out = run(snakemake("-n", "all_tables", "--config", "scale=smoke"), cwd=tree, env=environment(), timeout=300)
+    outputs = re.findall(r"output: (runs/smoke/pretrain/\S+/encoder\.pt)", out.stdout)
+    # pretrain/ holds the dos pretrain runs and the distilled SPUNet (Table 12), each listed once
+    per_seed = PER_SEED_SMOKE["pretrain"] + PER_SEED_SMOKE["distill"]
+    assert len(outputs) == len(set(outputs)) == per_seed * len(seeds("smoke"))
+    assert "runs/smoke/pretrain/ptv3/nuscenes/dos/seed0/encoder.pt" in outputs
+    assert "runs/smoke/pretrain/ptv3/scannet/dos/seed0/encoder.pt" in outputs
+    # Table 11 doubles the batch (smoke: 2 -> 4) and the epochs (config file: 50 -> 100)
+    line = next(l for l in out.stdout.splitlines() if "pretrain/ptv3/nuscenes/no_crossview" in l and "dos pretrain" in l)
+    assert "--set train.batch_size=4" in line and "--set train.epochs=100" in line
+
+
+def test_slurm_profile_dry_run(tree: Path) -> None:
+    if not (tree / "slurm").is_symlink():
+        pytest.skip("no slurm profile link in this checkout")
+    out = run(snakemake("--profile", "slurm", "results/table5.csv", "-n", "--config", "scale=paper"), cwd=tree,
+              env=environment(), timeout=300)
+    assert "results/table5.csv" in out.stdout
+    # training rules carry their resources; gpu=1 at the paper scale only
+    pretrain = [line for line in out.stdout.splitlines() if "resources:" in line and "mem_mb=128000" in line]
+    assert pretrain and all("gpu=1" in line and "runtime=2880" in line and "cpus_per_task=16" in line
+                               for line in pretrain), out.stdout[-3000:]
+    smoke = run(snakemake("--profile", "slurm", "results/table5.csv", "-n", "--config", "scale=smoke"), cwd=tree,
+                env=environment(), timeout=300)
+    assert "gpu=1" not in smoke.stdout and "gpu=0" in smoke.stdout
+
+
+def test_lint_has_only_documented_exceptions(tree: Path) -> None:
+    """Documented exceptions: no conda/container per rule (the environment is the package's .venv, `make test`),
+    and helper functions next to rules (workflow/rules/common.smk and experiments.smk keep them beside the rules
+    that use them)."""
+    out = subprocess.run(snakemake("--lint", "--config", "scale=paper"), cwd=tree, env=environment(), timeout=300,
+                         capture_output=True, text=True)  # exits 1 when it has anything to say
+    assert "Lints for rule" in out.stdout + out.stderr or out.returncode == 0, out.stderr[-3000:]
+    kinds = set(re.findall(r"^\s+\* (.+?):?$", out.stdout + out.stderr, flags=re.M))
+    allowed = {"Specify a conda environment or container for each rule.", "Mixed rules and functions in same snakefile."}
+    assert kinds <= allowed, kinds - allowed
+
+
+def test_smoke_all_tables_builds_every_table_figure_and_report(tmp_path: Path) -> None:
+    repo = copy_tree(tmp_path / "repo")
+    start = time.monotonic()
+    # the copy's own `dos` package runs the jobs; bytecode is written (each job would compile it again otherwise)
+    env = environment(PYTHONPATH=str(repo), PYTHONDONTWRITEBYTECODE="")
+    run(snakemake("--cores", "2", "all_tables", "--config", "scale=smoke"), cwd=repo, env=env, timeout=900)
+    elapsed = time.monotonic() - start
+    assert elapsed < 900
+
+    from dos.report.tables import expand_spec, load_spec, read_table_csv
+
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())["scales"]["smoke"]
+    for table in TABLES:
+        for folder in ("results", "results/smoke"):
+            for ext in ("csv", "md", "tex"):
+                assert (repo / folder / f"table{table}.{ext}").is_file(), f"{folder}/table{table}.{ext}"
+        frame = read_table_csv(repo / "results" / f"table{table}.csv")
+        assert set(frame["scale"]) == {"smoke"}
+        spec = expand_spec(load_spec(repo / "workflow" / "tables" / f"table{table}.yaml", scale="smoke"),
+                           "runs/smoke", config["seeds"], list(config["datasets"]))
+        declared = {(c["block"], c["row"], c["column"], c["metric"]) for c in spec["cells"]}
+        assert declared, table
+        for _, row in frame.iterrows():
+            key = (row["block"], row["row"], row["column"], row["metric"])
+            if key in declared:
+                assert row["n_seeds"] == len(config["seeds"]) and math.isfinite(row["reproduced_mean"]), (table, key)
+            else:
+                assert row["n_seeds"] == 0 and row["note"], (table, key)  # empty cells say why
+    for name in FIGURES:
+        assert (repo / "reports" / "smoke" / "figures" / f"{name}.png").is_file(), name
+    report = (repo / "reports" / "smoke" / "report_full.md").read_text()
+    for table in TABLES:
+        assert f"Table {table}:" in report
+    print(f"smoke all_tables: {elapsed:.0f} s")
+    shutil.rmtree(repo / "runs")

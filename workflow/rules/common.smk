@@ -1,0 +1,169 @@
+# Helpers shared by the rules: plain Python over config/config.yaml and the table templates (no torch, no I/O
+# besides reading YAML). Overrides of a run are applied in this order (later wins): the shipped config file,
+# the scale's run_overrides (all, then <command>.all, then <command>.<domain>), the dataset (format, root, reader
+# options), the backbone (archs), the pretraining variant, then the run's own (seed, threads, subset, weights).
+
+import shlex
+
+import yaml
+
+from dos.report.tables import template_runs
+
+TABLES = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]  # Table 2 (detection) is out of scope
+CONFIGS = {"pretrain": "dos/config/pretrain/dos_{domain}.yaml", "probe": "dos/config/probe/lp_{domain}.yaml",
+           "finetune": "dos/config/finetune/ft_{domain}.yaml", "distill": "dos/config/distill/distill_{domain}.yaml"}
+SWEPT = ("distill.mode", "distill.num_prototypes", "distill.cross_view", "objective.", "model.backbone", "seed")
+
+
+wildcard_constraints:
+    scale="smoke|mini|paper",
+    arch="|".join(config["archs"]),
+    data="[a-z0-9]+",
+    pdata="[a-z0-9]+",
+    target="[a-z0-9]+",
+    variant="[a-z0-9_.]+",
+    subset=r"full|scenes_[0-9.]+pct|points_[0-9]+|shots_[0-9]+",
+    seed=r"\d+",
+    n=r"\d+",
+
+
+def _check_scale(name, block):
+    """run_overrides must not set what variants and archs decide (a Table 10 cell must be what it says)."""
+    lists = [("all", block.get("run_overrides", {}).get("all", []))]
+    for command, per_domain in block.get("run_overrides", {}).items():
+        if command != "all":
+            lists += [(f"{command}.{d}", v) for d, v in per_domain.items()]
+    for where, items in lists:
+        for item in items:
+            key = item.split("=", 1)[0]
+            if any(key == name or (name.endswith(".") and key.startswith(name)) for name in SWEPT):
+                raise ValueError(f"config/config.yaml: scales.{name}.run_overrides.{where}: {key} is set by the "
+                                 "pretraining variants / backbones / seeds of the tables, not per scale")
+
+
+for _name, _block in config["scales"].items():
+    _check_scale(_name, _block)
+
+
+def dataset(name, scale=None):
+    """The scale's mapping of a paper dataset: {format, root, domain, options}."""
+    scale = scale or SCALE
+    datasets = config["scales"][scale]["datasets"]
+    if name not in datasets:
+        raise ValueError(f"config/config.yaml: dataset {name!r} is not mapped at scale {scale!r} "
+                         f"(scales.{scale}.datasets has {', '.join(datasets)})")
+    entry = dict(datasets[name])
+    entry["root"] = entry["root"].format(scale=scale)
+    return entry
+
+
+def data_overrides(name, scale):
+    entry = dataset(name, scale)
+    items = [f"data.format={entry['format']}", f"data.root={entry['root']}"]
+    items += [f"data.reader_options.{k}={v}" for k, v in (entry.get("options") or {}).items()]
+    return items
+
+
+def scale_overrides(command, domain, scale):
+    run = config["scales"][scale]["run_overrides"]
+    per = run.get(command, {})
+    return [*run.get("all", []), *per.get("all", []), *per.get(domain, [])]
+
+
+def _last(items, key):
+    values = [item.split("=", 1)[1] for item in items if item.split("=", 1)[0] == key]
+    return values[-1] if values else None
+
+
+def variant_overrides(variant, domain, scale):
+    """A pretraining variant's overrides; `double` keys are doubled from the scale's (else the config file's) value."""
+    if variant not in config["variants"]:
+        raise ValueError(f"config/config.yaml: no pretraining variant {variant!r} (variants: {', '.join(config['variants'])})")
+    entry = config["variants"][variant]
+    items = list(entry["set"])
+    if entry.get("double"):
+        base = scale_overrides("pretrain", domain, scale)
+        with open(CONFIGS["pretrain"].format(domain=domain)) as handle:
+            shipped = yaml.safe_load(handle)
+        for key in entry["double"]:
+            value = _last(base, key)
+            if value is None:
+                node = shipped
+                for part in key.split("."):
+                    node = node[part]
+                value = node
+            items.append(f"{key}={2 * int(value)}")
+    return items
+
+
+def sets(items):
+    return " ".join(f"--set {shlex.quote(item)}" for item in items)
+
+
+def resource(command, key):
+    block = config["scales"][SCALE]["resources"]
+    return block.get(command, block["default"])[key]
+
+
+def synthetic_outputs(scale):
+    """The synthetic benchmark and its figures (smoke and mini only: the paper scale reads the real datasets)."""
+    if scale == "paper":
+        return []
+    return [f"data/{scale}/synthetic/manifest.json", f"reports/{scale}/figures/synthetic_lidar_frequency.png"]
+
+
+def data_inputs(scale):
+    """What a training job waits for: the synthetic benchmark at smoke / mini, nothing at paper (external roots)."""
+    return [] if scale == "paper" else [f"data/{scale}/synthetic/manifest.json"]
+
+
+def subset_overrides(data, subset, scale):
+    if subset == "full":
+        return []
+    folder = f"data/{scale}/subsets/{data}"
+    if subset.startswith("points_"):
+        return [f"data.annotations={folder}/{subset}.npz"]
+    return [f"data.scenes={folder}/{subset}.txt"]
+
+
+def subset_inputs(data, subset, scale):
+    return [] if subset == "full" else [f"data/{scale}/subsets/{data}/subsets.json"]
+
+
+def template(n):
+    return f"workflow/tables/table{n}.yaml"
+
+
+def table_inputs(n, scale=None):
+    scale = scale or SCALE
+    block = config["scales"][scale]
+    return template_runs(template(n), f"runs/{scale}", block["seeds"], list(block["datasets"]))
+
+
+def table_files(n):
+    return [f"results/table{n}.{ext}" for ext in ("csv", "md", "tex")]
+
+
+# Figures drawn from the tables: name -> (the tables it reads, `dos report figure` arguments).
+FIGURES = {
+    "figure1_linear_probing": ([1], "--kind bars --block 'linear probing' --rows 'DOS (ours)' 'PTv3 (2023)' "
+                                    "--title 'Figure 1: linear probing, DOS vs supervised PTv3'"),
+    "table5_ablation": ([5], "--kind bars --title 'Table 5: ablation of DOS components (LP mIoU)'"),
+    "table6_label_efficiency": ([6], "--kind sweep --x column --series Supervised 'DOS (ours, ft)' "
+                                     "--logx --xlabel 'labelled scenes (%)' --title 'Table 6: label efficiency (FT)'"),
+    "table7_label_efficiency": ([7], "--kind sweep --x column --block 'limited scenes' --series Supervised "
+                                     "'DOS (ours, lin)' --logx --xlabel 'labelled scenes (%)' "
+                                     "--title 'Table 7: label efficiency, limited scenes'"),
+    "table8_alpha_sweep": ([8], "--kind sweep --x column --xlabel 'Zipf exponent alpha' "
+                                "--title 'Table 8: Zipf exponent (LP mIoU)'"),
+    "table10_prototypes": ([10], "--kind sweep --x row --logx --xlabel 'prototypes' "
+                                 "--title 'Table 10: prototype count (LP mIoU)'"),
+}
+
+
+def figures_for(tables):
+    return [name for name, (needs, _) in FIGURES.items() if set(needs) <= set(tables)]
+
+
+def figure_path(name):
+    return f"reports/{SCALE}/figures/{name}.png"
