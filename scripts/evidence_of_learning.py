@@ -25,9 +25,9 @@ PRETRAIN = DATA + ["model.config=mini", "model.supervision_stage=2", "views.grid
                    "distill.head_dim=128", "optim.lr=0.002", "train.batch_size=4", "train.checkpoint_every=50",
                    "train.log_every=50", "train.num_workers=0", "train.num_threads=1"]
 PROBE = DATA + ["model.config=mini", "head.grid_size=0.1", "head.cache_features=true", "train.batch_size=8",
-                "train.max_steps=300", "train.checkpoint_every=1000", "train.log_every=100", "train.num_workers=0",
+                "train.max_steps=1500", "train.checkpoint_every=5000", "train.log_every=500", "train.num_workers=0",
          "train.num_threads=1",
-                "optim.lr=0.01"]
+                "optim.lr=0.02"]
 
 
 def dos(*args: str, overrides: list[str]) -> None:

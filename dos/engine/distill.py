@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                                    to_device, write_run_records)
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
-    from dos.engine.optim import apply_schedules, build_optimizer
+    from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.utils.io import save_torch, write_json
 
     start = start_run(DistillRunConfig, args)
@@ -273,12 +273,7 @@ def run(args: argparse.Namespace) -> int:
             with torch.no_grad():
                 teacher_out = teacher(batch.coord, batch.feat, batch.grid_coord, batch.offset)
             loss, stats = model(batch, teacher_out)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        distributed.average_gradients(trainable)
-        if config.optim.grad_clip > 0:
-            stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip))
-        optimizer.step()
+        stats.update(backward_and_step(loss, optimizer, trainable, config.optim.grad_clip))
         stats.update(lr=lr, weight_decay=wd)
         return loss, stats
 

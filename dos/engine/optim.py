@@ -99,3 +99,18 @@ def apply_schedules(optimizer: torch.optim.Optimizer, config: OptimConfig, progr
         group["lr"] = lr * group["lr_scale"]
         group["weight_decay"] = wd if group["apply_wd"] else 0.0
     return lr, wd
+
+
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, trainable: list[torch.Tensor],
+                      grad_clip: float) -> dict[str, float]:
+    """One optimisation step: backward, average gradients across ranks, clip the global norm, update."""
+    from dos.engine import distributed
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(trainable)
+    stats = {}
+    if grad_clip > 0:
+        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trainable, grad_clip))
+    optimizer.step()
+    return stats

@@ -187,7 +187,7 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
                                    write_run_records)
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
-    from dos.engine.optim import apply_schedules, build_optimizer
+    from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.utils.io import save_torch, write_json
 
     start = start_run(SegmentationRunConfig, args)
@@ -235,13 +235,8 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
                 coord, feat, grid, offset, labels = to_device(list(_collate(parts)), device)
                 logits = model(coord, feat, grid, offset)
             loss = loss_fn(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        distributed.average_gradients(trainable)
-        if config.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip)
-        optimizer.step()
-        return loss, {"lr": lr, "weight_decay": wd}
+        stats = backward_and_step(loss, optimizer, trainable, config.optim.grad_clip)
+        return loss, {"lr": lr, "weight_decay": wd, **stats}
 
     train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
                step_fn=step_fn, label=mode)
