@@ -19,7 +19,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 IMPLEMENTATIONS = ("dos", "pointcept")
@@ -72,7 +71,7 @@ def surface_batch(num_clouds: int, points: int, in_channels: int, seed: int, gri
 def _worker(impl: str, args: argparse.Namespace) -> dict:
     import torch
 
-    from dos.bench.memory import PeakMemory
+    from dos.bench.memory import timed_repeats
     from dos.models.ops.attention import flash_attn_available
     from dos.models.point import Point
     from dos.models.ptv3 import load_ptv3_config, ptv3_from_config
@@ -107,25 +106,14 @@ def _worker(impl: str, args: argparse.Namespace) -> dict:
         for param in model.parameters():
             param.grad = None
 
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
     for _ in range(args.warmup):
         step()
-    sync()
-    times = []
-    with PeakMemory(device) as peak:
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            step()
-            sync()
-            times.append(time.perf_counter() - t0)
+    times, peak_bytes = timed_repeats(step, args.repeats, device)
     seconds = sorted(times)[len(times) // 2]
     points = int(offset[-1])
     return {"impl": impl, **settings, "enc_mode": bool(config["enc_mode"]), "seconds": seconds,
             "seconds_min": min(times), "step_seconds": times, "points": points,
-            "points_per_s": points / seconds, "peak_extra_MiB": peak.extra_bytes / 2**20,
+            "points_per_s": points / seconds, "peak_extra_MiB": peak_bytes / 2**20,
             "parameters": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads()}
 
 

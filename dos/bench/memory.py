@@ -44,3 +44,25 @@ class PeakMemory:
             self.extra_bytes = torch.cuda.max_memory_allocated() - self._start
         else:
             self.extra_bytes = _status_kib("VmHWM") * 1024 - self._start
+
+
+def timed_repeats(step, repeats: int, device: str = "cpu") -> tuple[list[float], int]:
+    """Run `step()` `repeats` times after the caller's warm-up; per-run seconds (device-synchronised) and the
+    peak memory above the starting level over all runs."""
+    import time
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    sync()
+    times = []
+    with PeakMemory(device) as peak:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times.append(time.perf_counter() - t0)
+    return times, peak.extra_bytes

@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _worker(impl: str, n: int, k: int, args: argparse.Namespace) -> dict:
     import torch
 
-    from dos.bench.memory import PeakMemory
+    from dos.bench.memory import timed_repeats
     from dos.objectives import softmap_loss, zipf_sinkhorn
     from dos.objectives.reference import softmap_loss_reference, zipf_sinkhorn_reference
 
@@ -63,17 +63,10 @@ def _worker(impl: str, n: int, k: int, args: argparse.Namespace) -> dict:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    step()
-    sync()
-    times = []
-    with PeakMemory(device) as peak:
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            step()
-            sync()
-            times.append(time.perf_counter() - t0)
+    step()  # warm-up
+    times, peak_bytes = timed_repeats(step, args.repeats, device)
     result = {"impl": impl, "N": n, "K": k, "seconds": sorted(times)[len(times) // 2],
-              "peak_extra_MiB": peak.extra_bytes / 2**20, "threads": torch.get_num_threads(), "device": device}
+              "peak_extra_MiB": peak_bytes / 2**20, "threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda") and impl == "dos":
         buf = torch.empty(n * k, device=device)
         dst = torch.empty_like(buf)

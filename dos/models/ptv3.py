@@ -309,16 +309,9 @@ class PointTransformerV3(nn.Module):
 
 def load_ptv3_config(name_or_path: str | Path) -> dict[str, Any]:
     """Read a PTv3 config: a name ("paper", "mini", "smoke") from dos/models/configs or a YAML path."""
-    import yaml
+    from dos.models.configs import load_model_config
 
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = CONFIG_DIR / f"ptv3_{name_or_path}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"PTv3 config not found: {path}")
-    with open(path) as handle:
-        config = yaml.safe_load(handle) or {}
-    return {key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}
+    return load_model_config("ptv3", name_or_path)
 
 
 def ptv3_from_config(name_or_path: str | Path, in_channels: int | None = None, **overrides: Any

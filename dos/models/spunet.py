@@ -180,17 +180,10 @@ class SPUNet(nn.Module):
 
 
 def load_spunet_config(name_or_path: str | Path) -> dict[str, Any]:
-    """Read an SPUNet config: a name ("paper", "mini", "smoke") from dos/models/configs or a YAML path."""
-    import yaml
+    """Read a SPUNet config: a name ("paper", "mini", "smoke") from dos/models/configs or a YAML path."""
+    from dos.models.configs import load_model_config
 
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = CONFIG_DIR / f"spunet_{name_or_path}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"SPUNet config not found: {path}")
-    with open(path) as handle:
-        config = yaml.safe_load(handle) or {}
-    return {key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}
+    return load_model_config("spunet", name_or_path)
 
 
 def spunet_from_config(name_or_path: str | Path, in_channels: int | None = None, **overrides: Any) -> SPUNet:
