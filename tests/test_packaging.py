@@ -59,3 +59,13 @@ def test_import_dos_needs_only_torch_and_numpy():
 def test_cli_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "dos", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "bench" in out.stdout and "reproduce" in out.stdout
+
+
+def test_gpu_tests_are_deselected_by_default_and_collected_with_the_marker():
+    """CI has no GPU: a plain `pytest` must not collect tests/gpu; `pytest -m gpu` must."""
+    plain = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/gpu"],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert "deselected" in plain.stdout and "test_cuda.py::" not in plain.stdout, plain.stdout
+    marked = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "gpu", "tests/gpu"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert "test_cuda.py::test_ptv3_on_cuda_fp32_equals_cpu" in marked.stdout, marked.stdout
