@@ -95,8 +95,9 @@ class DOSPretrainer(nn.Module):
             return s_embed.sum() * float("nan"), {"non_finite_embeddings": 1.0}
         num_units = s_out.unit_feat.shape[0]
         unit_cloud = _cloud_of_rows(s_out.unit_offset)
-        supervised = torch.zeros(num_units, dtype=torch.bool, device=s_embed.device).scatter_reduce(
-            0, s_out.point_to_unit, s.supervised, reduce="amax")
+        # a unit is supervised when any of its points is (CUDA has no bool scatter_reduce: index instead)
+        supervised = torch.zeros(num_units, dtype=torch.bool, device=s_embed.device)
+        supervised[s_out.point_to_unit[s.supervised]] = True
         rows = supervised.nonzero().squeeze(1)
 
         def loss_on(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> torch.Tensor:
