@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= mini
+# PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
+# Empty (make TORCH_INDEX=) = only your pip configuration's indexes.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup reproduce test bench clean
 
@@ -12,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch first, so that the project's range installs nothing bigger.
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[workflow,dev]"
 	touch $@
 
