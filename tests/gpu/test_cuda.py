@@ -8,8 +8,6 @@ the same code. Optional accelerators (flash-attn, spconv, torch-scatter) are che
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
