@@ -4,9 +4,10 @@
 
 Only training steps --wait + 1 .. --wait + --active are recorded (one warm-up step before them): profiling a
 whole run records millions of events. Prints the wall time per recorded step, the summed self time of the CUDA
-kernels per step (how busy the GPU was) and the top operators by self CPU and self CUDA time. DataLoader workers run in other processes: their work shows only as the main
-process waiting for batches, so compare the GPU-busy time with the wall time to see whether a run is bound by
-the GPU, by the Python/CPU side of the step, or by data loading (then raise train.num_workers).
+kernels per step (how busy the GPU was) and the top operators by self CPU and self CUDA time. DataLoader
+workers run in other processes: their work shows only as the main process waiting for batches, so compare the
+GPU-busy time with the wall time to see whether a run is bound by the GPU, by the Python/CPU side of the step,
+or by data loading (then raise train.num_workers).
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ def main() -> int:
         return original_train_loop(*a, step_fn=step, **kw)
 
     loop.train_loop = profiled_train_loop
-    with prof:
-        code = dos_main(command)
-    loop.train_loop = original_train_loop
+    try:
+        with prof:
+            code = dos_main(command)
+    finally:
+        loop.train_loop = original_train_loop
     first = args.wait + 1
     recorded = step_times[first:first + args.active]
     if len(recorded) < args.active:

@@ -122,11 +122,6 @@ def _sdpa_backends(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def _sdpa_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
-    with _sdpa_backends(qkv.device):
-        return _sdpa_patch_attention_impl(qkv, layout, scale, dropout_p)
-
-
-def _sdpa_patch_attention_impl(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
     _, _, H, d = qkv.shape
     P = layout.patch_size
     padded = qkv[layout.pad_index]
@@ -153,4 +148,5 @@ def patch_attention(qkv: Tensor, layout: PatchLayout, scale: float | None = None
         return qkv.new_zeros(0, qkv.shape[2], qkv.shape[3])
     if select_attention_backend(qkv, backend) == "flash":
         return _flash_patch_attention(qkv, layout, scale, dropout_p)
-    return _sdpa_patch_attention(qkv, layout, scale, dropout_p)
+    with _sdpa_backends(qkv.device):
+        return _sdpa_patch_attention(qkv, layout, scale, dropout_p)
