@@ -16,6 +16,7 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "gridsample"), "dos.bench.gridsample", "grid sampling of 1M points against a straightforward numpy FNV-1a hashing implementation"),
     (("bench", "objective"), "dos.bench.objective", "time Zipf-Sinkhorn + softmap loss against Algorithm 1 as written"),
+    (("bench", "step"), "dos.bench.step", "cost of one DOS pretraining step (steps/s, aten calls, CUDA launches and syncs), optionally against another commit"),
     (("bench", "backbone"), "dos.bench.backbone", "forward+backward throughput and peak memory of PTv3 (and Pointcept's, side by side, when given its checkout)"),
     (("convert", "pointcept"), "dos.models.convert_cli", "convert a Pointcept PT-v3m2 (Sonata) checkpoint to a dos PTv3 state dict"),
     (("data", "generate"), "dos.data.synthetic.cli", "write the synthetic benchmark in the real on-disk formats"),

@@ -17,7 +17,9 @@ so that point orders match theirs exactly for the same grid coordinates:
   our encoders have no 16-bit limit).
 * order = argsort(code) per curve, inverse = its inverse permutation.
 
-Everything is vectorized over points; Python loops run only over bits and axes.
+Everything is vectorized over points; both curves are computed by table lookups over chunks of 4 bits per
+axis (a handful of tensor operations per chunk instead of a dozen per bit), identical to the bit-by-bit
+definitions above (tests/models/test_serialization.py keeps those as the reference).
 """
 
 from __future__ import annotations
@@ -31,14 +33,111 @@ ORDER_NAMES = ("z", "z-trans", "hilbert", "hilbert-trans")
 MAX_CODE_BITS = 63
 
 
+CHUNK_BITS = 4  # bits per axis consumed by one table lookup (tables of 2^(3*4) entries per state)
+
+
+def _morton_table(bits: int) -> "np.ndarray":
+    """MORTON[(x << 2b) | (y << b) | z] = the 3b-bit interleave of b-bit x, y, z (x most significant)."""
+    import numpy as np
+
+    index = np.arange(1 << (3 * bits), dtype=np.int64)
+    x, y, z = index >> (2 * bits), (index >> bits) & ((1 << bits) - 1), index & ((1 << bits) - 1)
+    code = np.zeros_like(index)
+    for bit in range(bits):
+        code |= ((x >> bit) & 1) << (3 * bit + 2) | ((y >> bit) & 1) << (3 * bit + 1) | ((z >> bit) & 1) << (3 * bit)
+    return code
+
+
+def _hilbert_level_table() -> tuple["np.ndarray", "np.ndarray"]:
+    """Skilling's transform as a state machine over one bit level.
+
+    The operations of a level touch only the lower bits of the axes, and each one (invert axis 0, swap axis 0
+    with another) acts alike on every lower bit. So what the higher levels did to a lower bit is a signed
+    permutation of the axes: axis d now holds original axis perm[d], inverted when flip[d]. That is the state
+    (48 of them). For a state and the three original bits (x, y, z) of a level, the table gives the three Gray
+    bits the level emits (x most significant) and the state for the next level down.
+    """
+    import itertools
+
+    import numpy as np
+
+    perms = list(itertools.permutations(range(3)))
+    states = [(perm, flips) for perm in perms for flips in itertools.product((0, 1), repeat=3)]
+    state_id = {state: i for i, state in enumerate(states)}
+    gray = np.zeros((len(states), 8), dtype=np.int64)
+    nxt = np.zeros((len(states), 8), dtype=np.int64)
+    for s, (perm, flips) in enumerate(states):
+        for bits in range(8):
+            original = ((bits >> 2) & 1, (bits >> 1) & 1, bits & 1)
+            level = [original[perm[d]] ^ flips[d] for d in range(3)]  # this level's bits, as transformed so far
+            lower = [(perm[d], flips[d]) for d in range(3)]            # what the lower bits of axis d hold
+            for dim in range(3):
+                if level[dim]:
+                    lower[0] = (lower[0][0], lower[0][1] ^ 1)          # invert the lower bits of axis 0
+                else:
+                    lower[0], lower[dim] = lower[dim], lower[0]        # exchange axis 0 and axis dim
+            gray[s, bits] = (level[0] << 2) | (level[1] << 1) | level[2]
+            nxt[s, bits] = state_id[(tuple(p for p, _ in lower), tuple(f for _, f in lower))]
+    return gray, nxt
+
+
+def _hilbert_chunk_table(levels: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """`levels` bit levels at once: index (state << 3L) | (x << 2L) | (y << L) | z, with L-bit x, y, z
+    (most significant level first) -> the 3L Gray bits emitted and the state after the last level."""
+    import numpy as np
+
+    gray1, next1 = _hilbert_level_table()
+    num_states = gray1.shape[0]
+    index = np.arange(num_states << (3 * levels), dtype=np.int64)
+    state = index >> (3 * levels)
+    mask = (1 << levels) - 1
+    x, y, z = (index >> (2 * levels)) & mask, (index >> levels) & mask, index & mask
+    gray = np.zeros_like(index)
+    for level in range(levels - 1, -1, -1):
+        bits = ((x >> level) & 1) << 2 | ((y >> level) & 1) << 1 | ((z >> level) & 1)
+        gray |= gray1[state, bits] << (3 * level)
+        state = next1[state, bits]
+    return gray, state
+
+
+_TABLES: dict[tuple[str, int, str], Tensor] = {}
+
+
+def _table(kind: str, levels: int, device: torch.device) -> Tensor:
+    """Lookup tables as int64 tensors, built once per (kind, levels, device)."""
+    key = (kind, levels, str(device))
+    if key not in _TABLES:
+        if kind == "morton":
+            array = _morton_table(levels)
+        else:
+            gray, state = _hilbert_chunk_table(levels)
+            array = gray if kind == "hilbert_gray" else state
+        _TABLES[key] = torch.from_numpy(array).to(device)
+    return _TABLES[key]
+
+
+def _chunks(depth: int) -> list[tuple[int, int]]:
+    """(lowest bit, number of bits) of each chunk, most significant first; the top chunk may be shorter."""
+    out = []
+    low = depth
+    while low > 0:
+        bits = min(CHUNK_BITS, low - (low - 1) // CHUNK_BITS * CHUNK_BITS) if not out else CHUNK_BITS
+        low -= bits
+        out.append((low, bits))
+    return out
+
+
+def _chunk_index(x: Tensor, y: Tensor, z: Tensor, low: int, bits: int) -> Tensor:
+    mask = (1 << bits) - 1
+    return ((((x >> low) & mask) << (2 * bits)) | (((y >> low) & mask) << bits)) | ((z >> low) & mask)
+
+
 def z_order_code(grid_coord: Tensor, depth: int) -> Tensor:
-    """Morton code of int64 [N, 3] grid coordinates using `depth` bits per axis."""
+    """Morton code of int64 [N, 3] grid coordinates using `depth` bits per axis (table lookups, 4 bits a time)."""
     x, y, z = (grid_coord[:, i].long() for i in range(3))
     code = torch.zeros_like(x)
-    for bit in range(depth):
-        code |= ((x >> bit) & 1) << (3 * bit + 2)
-        code |= ((y >> bit) & 1) << (3 * bit + 1)
-        code |= ((z >> bit) & 1) << (3 * bit)
+    for low, bits in _chunks(depth):
+        code |= _table("morton", bits, x.device)[_chunk_index(x, y, z, low, bits)] << (3 * low)
     return code
 
 
@@ -53,19 +152,20 @@ def _gray_to_binary(gray: Tensor, num_bits: int) -> Tensor:
 
 
 def hilbert_code(grid_coord: Tensor, depth: int) -> Tensor:
-    """3D Hilbert index (Skilling's transform) of int64 [N, 3] grid coordinates, `depth` bits per axis."""
-    axes = [grid_coord[:, i].long().clone() for i in range(3)]
-    for level in range(depth - 1, -1, -1):  # most significant bit first
-        lower = (1 << level) - 1  # mask of the bits below this one
-        for dim in range(3):
-            bit_set = ((axes[dim] >> level) & 1).bool()
-            # bit set: invert the lower bits of axis 0
-            axes[0] = torch.where(bit_set, axes[0] ^ lower, axes[0])
-            # bit clear: exchange the lower bits of axis 0 and axis `dim`
-            swap = torch.where(bit_set, torch.zeros_like(axes[0]), (axes[0] ^ axes[dim]) & lower)
-            axes[dim] = axes[dim] ^ swap
-            axes[0] = axes[0] ^ swap
-    gray = z_order_code(torch.stack(axes, dim=1), depth)  # interleave, x most significant
+    """3D Hilbert index (Skilling's transform) of int64 [N, 3] grid coordinates, `depth` bits per axis.
+
+    The transform runs as a state machine (`_hilbert_level_table`) over chunks of 4 bit levels, most
+    significant first, one table lookup per chunk for the Gray bits and one for the next state.
+    """
+    x, y, z = (grid_coord[:, i].long() for i in range(3))
+    gray = torch.zeros_like(x)
+    state = None
+    for low, bits in _chunks(depth):
+        index = _chunk_index(x, y, z, low, bits)
+        if state is not None:
+            index = index | (state << (3 * bits))
+        gray |= _table("hilbert_gray", bits, x.device)[index] << (3 * low)
+        state = _table("hilbert_state", bits, x.device)[index]
     return _gray_to_binary(gray, 3 * depth)
 
 

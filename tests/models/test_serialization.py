@@ -98,3 +98,48 @@ def test_grid_coord_per_cloud_min():
     coord = torch.tensor([[1.0, 1.0, 1.0], [1.26, 1.0, 1.0], [5.0, 5.0, 5.0], [5.15, 5.0, 5.35]])
     point = Point.from_coords(coord, torch.zeros(4, 1), torch.tensor([2, 4]), grid_size=0.1)
     assert point.grid_coord.tolist() == [[0, 0, 0], [2, 0, 0], [0, 0, 0], [1, 0, 3]]
+
+
+def _z_order_bitwise(grid_coord, depth):
+    """The definition, one bit at a time (the encoder before the table lookups)."""
+    x, y, z = (grid_coord[:, i].long() for i in range(3))
+    code = torch.zeros_like(x)
+    for bit in range(depth):
+        code |= ((x >> bit) & 1) << (3 * bit + 2)
+        code |= ((y >> bit) & 1) << (3 * bit + 1)
+        code |= ((z >> bit) & 1) << (3 * bit)
+    return code
+
+
+def _hilbert_bitwise(grid_coord, depth):
+    """Skilling's transform, one bit and one axis at a time (the encoder before the table lookups)."""
+    axes = [grid_coord[:, i].long().clone() for i in range(3)]
+    for level in range(depth - 1, -1, -1):
+        lower = (1 << level) - 1
+        for dim in range(3):
+            bit_set = ((axes[dim] >> level) & 1).bool()
+            axes[0] = torch.where(bit_set, axes[0] ^ lower, axes[0])
+            swap = torch.where(bit_set, torch.zeros_like(axes[0]), (axes[0] ^ axes[dim]) & lower)
+            axes[dim] = axes[dim] ^ swap
+            axes[0] = axes[0] ^ swap
+    gray = _z_order_bitwise(torch.stack(axes, dim=1), depth)
+    binary = gray.clone()
+    shift = 1
+    while shift < 3 * depth:
+        binary ^= binary >> shift
+        shift *= 2
+    return binary
+
+
+@pytest.mark.parametrize("depth", list(range(1, 22)))
+def test_table_encoders_equal_the_bitwise_definitions(depth):
+    g = torch.Generator().manual_seed(depth)
+    grid = torch.randint(0, 2 ** depth, (3000, 3), generator=g)
+    grid[:8] = torch.tensor([[0, 0, 0], [2 ** depth - 1] * 3, [2 ** depth - 1, 0, 0], [0, 2 ** depth - 1, 0],
+                             [0, 0, 2 ** depth - 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert torch.equal(z_order_code(grid, depth), _z_order_bitwise(grid, depth))
+    assert torch.equal(hilbert_code(grid, depth), _hilbert_bitwise(grid, depth))
+    # bits above `depth` are ignored by both, as before
+    high = grid + (5 << depth)
+    assert torch.equal(hilbert_code(high, depth), _hilbert_bitwise(high, depth))
+    assert torch.equal(z_order_code(high, depth), _z_order_bitwise(high, depth))

@@ -87,11 +87,26 @@ class VoxelHash:
 
 
 def submanifold_neighbours(grid_coord: Tensor, batch: Tensor, kernel_size: int = 3) -> Tensor:
-    """[N, K^3] neighbour map of a submanifold conv (outputs = inputs = the active voxels)."""
+    """[N, K^3] neighbour map of a submanifold conv (outputs = inputs = the active voxels).
+
+    With the hash's margin of K // 2 cells, every neighbour cell p + d lies inside the hashed box, so its key is
+    the voxel's key plus a constant per offset (mixed radix, no wrap-around). The lookups run in sorted key
+    order, so the binary searches of neighbouring rows walk the same part of the table.
+    """
+    grid_coord, batch = grid_coord.long(), batch.long()
+    if len(grid_coord) == 0:
+        return torch.full((0, kernel_size ** 3), -1, dtype=torch.long, device=grid_coord.device)
     offsets = kernel_offsets(kernel_size, grid_coord.device)
     table = VoxelHash(grid_coord, batch, margin=kernel_size // 2)
-    query = grid_coord.long()[:, None, :] + offsets[None]
-    return table.lookup(query, batch.long()[:, None].expand(-1, len(offsets)))
+    _, size1, size2 = table.size
+    offset_keys = (offsets[:, 0] * size1 + offsets[:, 1]) * size2 + offsets[:, 2]
+    query = table.sorted_keys[:, None] + offset_keys[None, :]
+    pos = torch.searchsorted(table.sorted_keys, query).clamp_(max=len(table.sorted_keys) - 1)
+    found = table.sorted_keys[pos] == query
+    sorted_rows = torch.where(found, table.sort_index[pos], torch.full_like(pos, -1))
+    index = torch.empty_like(sorted_rows)
+    index[table.sort_index] = sorted_rows
+    return index
 
 
 def transpose_neighbours(index: Tensor, num_inputs: int) -> Tensor:
