@@ -69,6 +69,8 @@ class Point:
     order_names: the curve name of each row of codes/order/inverse.
     pooling_inverse: [N_parent] int64: for each point of the finer (parent) level, its index here.
     pooling_parent:  the finer Point this one was pooled from.
+    curves:     `dos.models.serialization.CurveCodes` of these voxels, when known (encoded once per view at
+                its finest level and carried through the poolings), so serializing needs no encoder.
     """
 
     coord: Tensor
@@ -84,6 +86,7 @@ class Point:
     order_names: tuple[str, ...] = ()
     pooling_inverse: Tensor | None = None
     pooling_parent: Point | None = None
+    curves: object | None = None  # CurveCodes (not imported here: serialization imports this module)
 
     def __post_init__(self) -> None:
         self.offset = self.offset.long()

@@ -28,7 +28,7 @@ from dos.models.ops.attention import PatchLayout, build_patch_layout, patch_atte
 from dos.models.ops.scatter import segment_max, segment_mean
 from dos.models.ops.sparse_conv import NeighbourMap, SubMConv3d, voxel_keys
 from dos.models.point import Point, batch_to_offset
-from dos.models.serialization import ORDER_NAMES, serialize
+from dos.models.serialization import ORDER_NAMES, CurveCodes, encode_curves, serialization_depth, serialize
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -143,10 +143,13 @@ class GridPooling(nn.Module):
         feat = segment_max(self.proj(point.feat), cluster, num_coarse)
         coord = segment_mean(point.coord, cluster, num_coarse)
         batch = point.batch[first]
+        levels = self.stride.bit_length() - 1
+        curves = point.curves.pooled(first, levels) if point.curves is not None and self.stride == 1 << levels \
+            else None  # curve codes are hierarchical for power-of-two strides only
         return Point(coord=coord, feat=self.act(self.norm(feat)), grid_coord=coarse_grid[first],
                      offset=batch_to_offset(batch, point.num_clouds), batch=batch,
                      grid_size=None if point.grid_size is None else point.grid_size * self.stride,
-                     pooling_inverse=cluster, pooling_parent=point)
+                     pooling_inverse=cluster, pooling_parent=point, curves=curves)
 
 
 class GridUnpooling(nn.Module):
@@ -265,21 +268,34 @@ class PointTransformerV3(nn.Module):
     def _serialize(self, point: Point, generator: torch.Generator | None) -> Point:
         # orders are shuffled in training only: inference is deterministic
         return serialize(point, self.orders, depth=self.serialization_depth,
-                         shuffle=self.shuffle_orders and self.training, generator=generator)
+                         shuffle=self.shuffle_orders and self.training, generator=generator, curves=point.curves)
+
+    def encode_curves(self, grid_coord: Tensor) -> CurveCodes | None:
+        """The CurveCodes of a view's finest voxels, which serve every stage (and, indexed, any subset of the
+        voxels on the same grid, such as a student view); None when the coordinates exceed the fixed depth
+        (the per-stage encoders then drop the high bits as before) or are negative (serialize reports that)."""
+        if grid_coord.numel() == 0:
+            return None
+        needed = serialization_depth(grid_coord)
+        depth = self.serialization_depth if self.serialization_depth is not None else needed
+        return encode_curves(grid_coord, depth, self.orders) if needed <= depth else None
 
     def forward(self, point: Point, token_mask: Tensor | None = None, mask_token: Tensor | None = None,
                 generator: torch.Generator | None = None) -> PTv3Output:
         """Run the network; the input Point is not modified.
 
         token_mask [N] bool with mask_token [C0]: features of masked points are replaced by mask_token right
-        after the stem. generator: RNG for the order shuffling (global RNG when None).
+        after the stem. generator: RNG for the order shuffling (global RNG when None). point.curves, when
+        given, are the CurveCodes of point.grid_coord (`encode_curves`); otherwise they are computed here.
         """
         feat = self.embedding(point.feat)
         if token_mask is not None:
             if mask_token is None:
                 raise ValueError("token_mask given without mask_token")
             feat = torch.where(token_mask[:, None], mask_token.reshape(1, -1).to(feat.dtype), feat)
-        current = self._serialize(replace(point, feat=feat, codes=None, order=None, inverse=None), generator)
+        curves = point.curves if point.curves is not None else self.encode_curves(point.grid_coord)
+        current = self._serialize(replace(point, feat=feat, codes=None, order=None, inverse=None, curves=curves),
+                                  generator)
 
         stages: list[Point] = []
         neighbour_maps: list[NeighbourMap] = []

@@ -16,6 +16,12 @@ so that point orders match theirs exactly for the same grid coordinates:
   and 3*depth + bit_length(number of clouds) must be <= 63 (Pointcept asserts the same and also depth <= 16;
   our encoders have no 16-bit limit).
 * order = argsort(code) per curve, inverse = its inverse permutation.
+* Hierarchy (`CurveCodes`): the curves are self-similar, so the codes of a voxel set pooled by stride 2^s
+  follow from those of the fine voxels without re-encoding. z-order: Z(p >> s) = Z(p) >> 3s. Hilbert: a
+  zero leading bit level applies the axis rotation sigma(x, y, z) = (z, x, y), so H_{d+k}(q) = H_d(sigma^k q)
+  for q < 2^d, and H_D(p) >> 3s = H_{D-s}(p >> s); hence H_{D'}(p >> s) = H_D(sigma^k p) >> 3s with
+  k = (D' - D + s) mod 3 (sigma^3 = id), whatever depth D' the coarse level is serialized at. So each view is
+  encoded once, at its finest level, with three rotations per Hilbert curve.
 
 Everything is vectorized over points; both curves are computed by table lookups over chunks of 4 bits per
 axis (a handful of tensor operations per chunk instead of a dozen per bit), identical to the bit-by-bit
@@ -23,6 +29,8 @@ definitions above (tests/models/test_serialization.py keeps those as the referen
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -178,6 +186,66 @@ def curve_code(grid_coord: Tensor, depth: int, order: str) -> Tensor:
     return z_order_code(grid_coord, depth) if order.startswith("z") else hilbert_code(grid_coord, depth)
 
 
+_ROTATION = [2, 0, 1]  # sigma: (x, y, z) -> (z, x, y), as grid_coord columns
+
+
+@dataclass(frozen=True)
+class CurveCodes:
+    """Curve codes of a voxel set, from which every coarser pooling's codes follow (see the module docstring).
+
+    rows[name] lists the rows of `base` holding curve `name` of the fine voxels at `depth`: one for z-order
+    curves, three (rotations sigma^0, sigma^1, sigma^2 of the coordinates) for Hilbert curves. `shift` is the
+    number of stride-2 levels pooled since; `base[:, i]` is the fine code of one of voxel i's children.
+    """
+
+    base: Tensor                           # [rows, N] int64
+    rows: dict[str, tuple[int, ...]]
+    depth: int
+    shift: int = 0
+
+    def select(self, index: Tensor) -> "CurveCodes":
+        """The codes of the voxels `index` (a subset on the same grid, or one child per pooled voxel)."""
+        return CurveCodes(self.base[:, index], self.rows, self.depth, self.shift)
+
+    def pooled(self, first_child: Tensor, levels: int) -> "CurveCodes":
+        """Codes of the voxels pooled by stride 2^levels; first_child[i] is one fine voxel of coarse voxel i."""
+        return CurveCodes(self.base[:, first_child], self.rows, self.depth, self.shift + levels)
+
+    def code(self, order: str, depth: int) -> Tensor:
+        """Curve code of these voxels for `order`, serialized at `depth` bits per axis."""
+        if order not in self.rows:
+            raise ValueError(f"no {order!r} codes were computed (have {tuple(self.rows)})")
+        rows = self.rows[order]
+        row = rows[(depth - self.depth + self.shift) % 3] if len(rows) == 3 else rows[0]
+        return self.base[row] >> (3 * self.shift)
+
+
+def encode_curves(grid_coord: Tensor, depth: int, orders: tuple[str, ...] | list[str] = ORDER_NAMES
+                  ) -> CurveCodes:
+    """CurveCodes of every order in `orders`: one z-order and one Hilbert encoder call over stacked coordinates.
+    The grid coordinates must fit in `depth` bits (bits above it would be dropped from the fine codes only)."""
+    grid_coord = grid_coord.long()
+    n = grid_coord.shape[0]
+    z_inputs, h_inputs, rows = [], [], {}
+    for name in dict.fromkeys(orders):
+        if name not in ORDER_NAMES:
+            raise ValueError(f"unknown serialization order {name!r}; expected one of {ORDER_NAMES}")
+        coord = grid_coord[:, [1, 0, 2]] if name.endswith("-trans") else grid_coord
+        if name.startswith("z"):
+            rows[name] = (len(z_inputs),)
+            z_inputs.append(coord)
+        else:
+            rows[name] = tuple(range(len(h_inputs), len(h_inputs) + 3))
+            h_inputs += [coord, coord[:, _ROTATION], coord[:, _ROTATION][:, _ROTATION]]
+    parts = []
+    if z_inputs:
+        parts.append(z_order_code(torch.cat(z_inputs), depth).view(len(z_inputs), n))
+    if h_inputs:
+        parts.append(hilbert_code(torch.cat(h_inputs), depth).view(len(h_inputs), n))
+        rows = {k: v if len(v) == 1 else tuple(len(z_inputs) + r for r in v) for k, v in rows.items()}
+    return CurveCodes(torch.cat(parts), rows, depth)
+
+
 def serialization_depth(grid_coord: Tensor) -> int:
     """Bits per axis, as Pointcept: bit_length(max grid coordinate + 1)."""
     if grid_coord.numel() == 0:
@@ -209,11 +277,13 @@ def check_code_fits(depth: int, num_clouds: int, grid_size: float | None = None)
 
 
 def serialize(point: Point, orders: tuple[str, ...] | list[str] = ORDER_NAMES, depth: int | None = None,
-              shuffle: bool = False, generator: torch.Generator | None = None) -> Point:
+              shuffle: bool = False, generator: torch.Generator | None = None,
+              curves: CurveCodes | None = None) -> Point:
     """Fill point.codes/order/inverse/depth/order_names (in place; returns the point).
 
     With shuffle=True the rows (curves) are permuted with torch.randperm(generator=generator), as
-    Pointcept shuffles its orders at every serialization.
+    Pointcept shuffles its orders at every serialization. When `curves` (the voxels' CurveCodes) is given, the
+    codes are read from it instead of encoding the grid coordinates: the same codes, without the encoder.
     """
     if depth is None:
         depth = serialization_depth(point.grid_coord)
@@ -223,7 +293,8 @@ def serialize(point: Point, orders: tuple[str, ...] | list[str] = ORDER_NAMES, d
         perm = torch.randperm(len(orders), generator=generator).tolist()
         orders = tuple(orders[i] for i in perm)
     batch_bits = point.batch.long() << (3 * depth)
-    codes = torch.stack([batch_bits | curve_code(point.grid_coord, depth, name) for name in orders])
+    codes = torch.stack([batch_bits | (curves.code(name, depth) if curves is not None
+                                       else curve_code(point.grid_coord, depth, name)) for name in orders])
     order = torch.argsort(codes, dim=1)
     inverse = torch.empty_like(order)
     positions = torch.arange(codes.shape[1], device=codes.device).expand_as(order)

@@ -23,9 +23,16 @@ class PTv3Encoder(nn.Module):
         self.embed_channels = channels[0]
         self.out_channels = sum(channels[supervision_stage:])
 
+    def encode_curves(self, grid_coord: torch.Tensor):
+        """The backbone's CurveCodes of these voxels (PTv3), or None (SPUNet has no serialization)."""
+        encode = getattr(self.backbone, "encode_curves", None)
+        return encode(grid_coord) if encode is not None else None
+
     def forward(self, coord: torch.Tensor, feat: torch.Tensor, grid_coord: torch.Tensor, offset: torch.Tensor,
-                token_mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None) -> EncoderOutput:
-        point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset)
+                token_mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None,
+                curves=None) -> EncoderOutput:
+        """curves: the CurveCodes of grid_coord when already known (`encode_curves`, possibly indexed)."""
+        point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset, curves=curves)
         stages = self.backbone(point, token_mask=token_mask, mask_token=mask_token).stages
         point_to_unit = torch.arange(coord.shape[0], device=coord.device)
         for s in range(1, self.supervision_stage + 1):

@@ -32,10 +32,18 @@ def same_view_pairs(student_point_to_unit: torch.Tensor, student_index: torch.Te
     return out.scatter_reduce_(0, student_point_to_unit, teacher_unit, reduce="amin")
 
 
+def _cell_key_steps(extent: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """[27] key differences of the cells (dx, dy, dz) in {-1, 0, 1}^3 around a cell (mixed radix of `extent`)."""
+    steps = torch.tensor(list(itertools.product((-1, 0, 1), repeat=3)), device=device)
+    return (steps[:, 0] * extent[1] + steps[:, 1]) * extent[2] + steps[:, 2]
+
+
 def radius_nearest(query: torch.Tensor, query_cloud: torch.Tensor, ref: torch.Tensor, ref_cloud: torch.Tensor,
                    radius: float) -> torch.Tensor:
     """Index of the nearest `ref` point of the same cloud id within `radius` of each query, or -1. Hash grid with
-    cells of size `radius`: only the 27 surrounding cells hold candidates. Ties go to the smaller index."""
+    cells of size `radius`: only the 27 surrounding cells hold candidates, looked up all at once (the cell keys
+    of a query's neighbours are its own key plus 27 constants, as the extent has a cell of margin on each side).
+    Ties go to the smaller index."""
     device = query.device
     result = torch.full((query.shape[0],), -1, dtype=torch.long, device=device)
     if query.shape[0] == 0 or ref.shape[0] == 0:
@@ -53,26 +61,19 @@ def radius_nearest(query: torch.Tensor, query_cloud: torch.Tensor, ref: torch.Te
     if float(clouds * extent.double().prod()) >= 2**62:
         raise ValueError(f"matching radius {radius} is too small for the extent of the clouds")
     ref_keys, ref_order = torch.sort(key(ref_cloud, r_cell))
-    best_dist = torch.full((query.shape[0],), float("inf"), dtype=torch.float64, device=device)
-    best = result
-    for dx, dy, dz in itertools.product((-1, 0, 1), repeat=3):
-        k = key(query_cloud, q_cell + torch.tensor([dx, dy, dz], device=device))
-        lo = torch.searchsorted(ref_keys, k, side="left")
-        hi = torch.searchsorted(ref_keys, k, side="right")
-        n = hi - lo
-        if int(n.sum()) == 0:
-            continue
-        q_idx = torch.repeat_interleave(torch.arange(len(k), device=device), n)
-        within = torch.arange(int(n.sum()), device=device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        r_idx = ref_order[torch.repeat_interleave(lo, n) + within]
-        d = (query[q_idx].double() - ref[r_idx].double()).square().sum(1)
-        # best candidate per query in this cell: min distance, then min index
-        cand = torch.full((len(k),), float("inf"), dtype=torch.float64, device=device).scatter_reduce(
-            0, q_idx, d, reduce="amin")
-        is_best = d == cand[q_idx]
-        cand_idx = torch.full((len(k),), torch.iinfo(torch.long).max, dtype=torch.long, device=device).scatter_reduce(
-            0, q_idx[is_best], r_idx[is_best], reduce="amin")
-        better = (cand < best_dist) | ((cand == best_dist) & (cand_idx < best) & (best >= 0))
-        best_dist = torch.where(better, cand, best_dist)
-        best = torch.where(better, cand_idx, best)
+    # every (query, neighbouring cell) pair at once: [Q, 27] cell keys, then the ref points of each cell
+    cell_keys = key(query_cloud, q_cell)[:, None] + _cell_key_steps(extent, device)[None, :]
+    lo = torch.searchsorted(ref_keys, cell_keys, side="left").flatten()
+    n = torch.searchsorted(ref_keys, cell_keys, side="right").flatten() - lo
+    q_idx = torch.repeat_interleave(torch.arange(query.shape[0], device=device), n.view(-1, 27).sum(1))
+    # candidate j of cell c sits at sorted position lo[c] + j = (lo[c] - first[c]) + (its rank among all)
+    first = torch.cumsum(n, 0) - n
+    r_idx = ref_order[torch.repeat_interleave(lo - first, n) + torch.arange(len(q_idx), device=device)]
+    d = (query[q_idx].double() - ref[r_idx].double()).square().sum(1)
+    # nearest per query, ties to the smaller index: min distance, then min index among the closest
+    best_dist = torch.full((query.shape[0],), float("inf"), dtype=torch.float64, device=device).scatter_reduce(
+        0, q_idx, d, reduce="amin")
+    closest = d == best_dist[q_idx]
+    best = torch.full((query.shape[0],), -1, dtype=torch.long, device=device).scatter_reduce(
+        0, q_idx[closest], r_idx[closest], reduce="amin", include_self=False)
     return torch.where(best_dist <= radius * radius, best, torch.full_like(best, -1))

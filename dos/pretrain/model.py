@@ -5,6 +5,8 @@ The encoder is any module with this contract (`dos.pretrain.encoder.PTv3Encoder`
 where EncoderOutput.unit_feat [M, C] are features of the supervision units (voxels of the supervision grid),
 ordered by cloud, `point_to_unit` [N] gives each input point's unit and `unit_offset` [B] the units per cloud;
 `embed_channels` is the width right after the stem (the mask token's size) and `out_channels` is C.
+Optionally, `encoder.encode_curves(grid_coord)` returns the view's serialization codes, which the teacher and the
+student (indexed) then take as `curves=` instead of encoding their voxels again.
 
 Loss of a batch of B samples (2B views): for each student view a, L_a = (L_same + L_cross) / 2 and
 L = L_1 + L_2 (paper, Eq. for L_a), i.e. the mean over the 2B student clouds of the same-view loss plus that of
@@ -80,13 +82,22 @@ class DOSPretrainer(nn.Module):
 
     def forward(self, batch: PretrainBatch, student_temp: float, teacher_temp: float,
                 all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        # the view is serialized once: the student's voxels are the teacher's (indexed), on the same grid, except
+        # the jittered tokens of token_jitter
+        encode = getattr(self.teacher["encoder"], "encode_curves", None)  # optional part of the encoder contract
+        t_curves = encode(batch.grid_coord) if encode is not None else None
+        s_curves = None
+        if t_curves is not None and self.distill.mode != "token_jitter":
+            s_curves = t_curves.select(batch.student.index)
         with torch.no_grad():
-            t_out = self.teacher["encoder"](batch.coord, batch.feat, batch.grid_coord, batch.offset)
+            t_out = self.teacher["encoder"](batch.coord, batch.feat, batch.grid_coord, batch.offset,
+                                            **({"curves": t_curves} if t_curves is not None else {}))
             t_embed = self.teacher["head"](t_out.unit_feat)
             t_protos = self.teacher["prototypes"].unit_vectors()
         s = batch.student
         s_out = self.student["encoder"](s.coord, s.feat, s.grid_coord, s.offset,
-                                        token_mask=s.token_mask, mask_token=self.mask_token)
+                                        token_mask=s.token_mask, mask_token=self.mask_token,
+                                        **({"curves": s_curves} if s_curves is not None else {}))
         s_embed = self.student["head"](s_out.unit_feat)
         s_protos = self.student["prototypes"].unit_vectors()
         if not (torch.isfinite(t_embed).all() and torch.isfinite(s_embed).all()):

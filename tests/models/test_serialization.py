@@ -143,3 +143,42 @@ def test_table_encoders_equal_the_bitwise_definitions(depth):
     high = grid + (5 << depth)
     assert torch.equal(hilbert_code(high, depth), _hilbert_bitwise(high, depth))
     assert torch.equal(z_order_code(high, depth), _z_order_bitwise(high, depth))
+
+
+@pytest.mark.parametrize("fixed_depth", [None, 9, 12])
+def test_codes_carried_through_poolings_and_subsets_equal_direct_encoding(fixed_depth):
+    """A view encoded once (CurveCodes) gives, at every stage of PTv3 and for an indexed subset of its voxels
+    (a student view), exactly the codes and orders that encoding each stage's grid coordinates gives."""
+    from dataclasses import replace
+
+    from dos.models import ptv3_from_config
+
+    net = ptv3_from_config("smoke", in_channels=6, serialization_depth=fixed_depth, shuffle_orders=False).eval()
+    point = random_batch([700, 500, 260], [(40, 30, 9), (60, 8, 20), (17, 17, 17)], seed=3)
+    subset = torch.sort(torch.randperm(point.num_points, generator=torch.Generator().manual_seed(1))[:900]).values
+    sub_counts = torch.bincount(point.batch[subset], minlength=point.num_clouds)
+    sub = Point(coord=point.coord[subset], feat=point.feat[subset], grid_coord=point.grid_coord[subset],
+                offset=torch.cumsum(sub_counts, 0))
+    curves = net.encode_curves(point.grid_coord)
+    assert curves is not None
+    with torch.no_grad():
+        for given, carried in ((point, curves), (sub, curves.select(subset))):
+            direct = net(replace(given, curves=None)).stages
+            derived = net(replace(given, curves=carried)).stages
+            assert [s.curves is not None for s in derived] == [True] * len(derived)
+            for a, b in zip(direct, derived):
+                assert a.depth == b.depth
+                assert torch.equal(a.codes, b.codes) and torch.equal(a.order, b.order)
+            # and against the bare encoders on each stage's own voxels
+            for stage in derived:
+                want = torch.stack([(stage.batch << 3 * stage.depth) | curve_code(stage.grid_coord, stage.depth, n)
+                                    for n in stage.order_names])
+                assert torch.equal(stage.codes, want)
+
+
+def test_curves_are_not_carried_when_coordinates_exceed_the_fixed_depth():
+    from dos.models import ptv3_from_config
+
+    net = ptv3_from_config("smoke", in_channels=6, serialization_depth=4)
+    assert net.encode_curves(torch.tensor([[15, 0, 3], [16, 1, 1]])) is None
+    assert net.encode_curves(torch.tensor([[14, 0, 3], [2, 1, 1]])) is not None
