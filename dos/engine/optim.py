@@ -74,7 +74,7 @@ def build_optimizer(model: nn.Module, config: OptimConfig, blocks_per_stage: lis
                     for (scale, no_wd), params in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))]
     # foreach: one multi-tensor kernel per update term instead of a dozen operators per parameter (CPU default
     # is the per-parameter loop)
-    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, foreach=True)
+    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, fused=True)
 
 
 def lr_at(config: OptimConfig, progress: float) -> float:

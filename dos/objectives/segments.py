@@ -6,7 +6,39 @@ points), or per-point `batch` ids (sorted, so that every cloud is a contiguous b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass(frozen=True)
+class SegmentRows:
+    """The clouds of a batch as row labels, for computing every cloud's column reductions at once.
+
+    ids [N] (cloud of each row, on the rows' device), counts [S] rows per cloud, bounds the (start, stop) pairs.
+    Per-cloud column sums of X are `onehot.T @ X`: a matmul, deterministic on every device (index_add_ on CUDA
+    adds in a nondeterministic order).
+    """
+
+    ids: torch.Tensor
+    counts: torch.Tensor
+    bounds: list[tuple[int, int]]
+
+    @property
+    def num(self) -> int:
+        return len(self.bounds)
+
+    def onehot(self, dtype: torch.dtype) -> torch.Tensor:
+        """[N, S] with 1 where row i belongs to cloud s."""
+        return torch.nn.functional.one_hot(self.ids, self.num).to(dtype)
+
+
+def segment_rows(num_points: int, segments: torch.Tensor | None, device: torch.device) -> SegmentRows:
+    """SegmentRows of `segments` (offsets or sorted batch ids, validated as by `segment_bounds`)."""
+    bounds = segment_bounds(num_points, segments)
+    counts = torch.tensor([b - a for a, b in bounds], dtype=torch.int64, device=device)
+    ids = torch.repeat_interleave(torch.arange(len(bounds), device=device), counts, output_size=num_points)
+    return SegmentRows(ids=ids, counts=counts, bounds=bounds)
 
 
 def segment_bounds(num_points: int, segments: torch.Tensor | None) -> list[tuple[int, int]]:

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from dos.objectives.segments import segment_bounds
+from dos.objectives.segments import SegmentRows, segment_rows
 
 # Column mass below which fp32 underflow may have emptied a prototype's column; its mass is then taken in the
 # log domain. Entries lost to underflow are < 1.2e-38, so above this mass their relative error is < 1e-8.
@@ -64,22 +64,24 @@ def _build_kernel(out: torch.Tensor, logits: torch.Tensor, log_col: torch.Tensor
 
 
 @torch.no_grad()
-def _column_mass(g: torch.Tensor, u: torch.Tensor, block_rows: int = 128) -> torch.Tensor:
-    """G^T u, accumulated in short fp32 runs added up in float64.
+def _column_mass(g: torch.Tensor, weights: torch.Tensor, block_rows: int = 128) -> torch.Tensor:
+    """weights^T G per cloud: [S, K] for row weights [N, S] (u on the cloud's rows, 0 elsewhere), accumulated
+    in short fp32 runs added up in float64.
 
     One long fp32 mat-vec accumulates N terms in sequence (relative error ~ sqrt(N) eps, ~3e-6 at N = 2000),
     which is what limits agreement with the float64 algorithm over many iterations; 128-row blocks keep the
-    error at the 1e-7 level. The blocks go through one batched product ([N/128, K] fp32 partial sums, then a
-    float64 sum): a Python loop over blocks costs the same on a CPU but is launch-bound on a GPU (7,800 tiny
+    error at the 1e-7 level. The blocks go through one batched product ([N/128, S, K] fp32 partial sums, then
+    a float64 sum): a Python loop over blocks costs the same on a CPU but is launch-bound on a GPU (7,800 tiny
     kernels per iteration at N = 1M).
     """
-    n = g.shape[0]
+    n, k = g.shape
     num_blocks = n // block_rows
     full = num_blocks * block_rows
-    partial = torch.bmm(u[:full].view(num_blocks, 1, block_rows), g[:full].view(num_blocks, block_rows, g.shape[1]))
-    mass = partial.sum(dim=0, dtype=torch.float64).squeeze(0)
+    partial = torch.bmm(weights[:full].view(num_blocks, block_rows, weights.shape[1]).transpose(1, 2),
+                        g[:full].view(num_blocks, block_rows, k))
+    mass = partial.sum(dim=0, dtype=torch.float64)
     if full < n:
-        mass += g[full:].t().mv(u[full:])
+        mass += weights[full:].t() @ g[full:]
     return mass.float()
 
 
@@ -93,51 +95,71 @@ def _log_column_mass(logits: torch.Tensor, log_col: torch.Tensor | None, row_max
     return torch.logsumexp(shifted, dim=0)
 
 
+def _row_blocks(num_rows: int, width: int, elements: int = 1 << 22):
+    step = max(1, elements // max(width, 1))
+    for a in range(0, num_rows, step):
+        yield a, min(a + step, num_rows)
+
+
 @torch.no_grad()
-def _sinkhorn_scalings(logits: torch.Tensor, prior: torch.Tensor, num_iters: int,
-                       bounds: list[tuple[int, int]], all_reduce: AllReduce | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Run the iterations. Returns (G, u, [v_s]) with F = diag(u) G diag(v_s) on the rows of each segment s."""
+def _sinkhorn_scalings(logits: torch.Tensor, prior: torch.Tensor, num_iters: int, clouds: SegmentRows,
+                       all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the iterations on every cloud at once. Returns (G, u, V [S, K]) with F = diag(u) G diag(V[s]) on the
+    rows of cloud s."""
     if num_iters < 1:
         raise ValueError(f"num_iters must be >= 1, got {num_iters}")
     log_prior = prior.log()
     kernel = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
-    u = torch.empty(kernel.shape[0], dtype=torch.float32, device=kernel.device)
-    column_scalings = []
-    for start, stop in bounds:
-        g, us, lg = kernel[start:stop], u[start:stop], logits[start:stop]
-        log_col = None  # column potentials absorbed into g so far
-        row_max = _build_kernel(g, lg, log_col)
-        v = None
-        # Rows are scaled to sum 1/n rather than 1: the same result (global factors cancel in every
-        # normalisation) but the scalings then keep a fixed gauge instead of growing n-fold per iteration.
-        num_rows = torch.tensor(float(stop - start), device=g.device)
+    row_max = _build_kernel(kernel, logits, None)
+    log_col = None  # [S, K] column potentials absorbed into G so far (rows of cloud s carry log_col[s])
+    v = None        # [S, K] column scalings; None = all ones
+    # Rows are scaled to sum 1/n rather than 1: the same result (global factors cancel in every
+    # normalisation) but the scalings then keep a fixed gauge instead of growing n-fold per iteration.
+    num_rows = clouds.counts.to(torch.float32)
+    if all_reduce is not None:
+        num_rows = all_reduce(num_rows)
+    onehot = clouds.onehot(torch.float32)
+    ids = clouds.ids
+    empty = (clouds.counts == 0)[:, None]
+    for _ in range(num_iters):
+        # G v on each row with its cloud's v: [N, S] products, then the row's own column
+        row_mass = kernel.sum(dim=1) if v is None else (kernel @ v.t()).gather(1, ids[:, None]).squeeze(1)
+        u = torch.reciprocal(row_mass * num_rows[ids])
+        col_mass = _column_mass(kernel, onehot * u[:, None])
         if all_reduce is not None:
-            num_rows = all_reduce(num_rows)
-        for _ in range(num_iters):
-            row_mass = g.sum(dim=1) if v is None else g.mv(v)
-            torch.reciprocal(row_mass.mul_(num_rows), out=us)
-            col_mass = _column_mass(g, us)
-            if all_reduce is not None:
-                # Across ranks a column cannot be rescued consistently: an underflowed one keeps zero mass.
-                col_mass = all_reduce(col_mass).clamp_min(torch.finfo(torch.float32).tiny)
-                log_v = log_prior - col_mass.log()
-            else:
-                log_v = log_prior - col_mass.log()
-                dead = (col_mass < _DEAD_COLUMN_MASS).nonzero().squeeze(1)
-                if dead.numel():
-                    log_v[dead] = log_prior[dead] - _log_column_mass(lg, log_col, row_max, us, dead)
-            if all_reduce is None and float(log_v.max() - log_v.min()) > _ABSORB_LOG_RANGE:
-                # Absorb: g <- exp(L + log_col + log_v - new rowmax). F is unchanged if u absorbs the row shift.
-                log_col = log_v if log_col is None else log_col + log_v
-                new_row_max = _build_kernel(g, lg, log_col)
-                us.mul_(torch.exp(new_row_max - row_max).squeeze(1))
-                row_max = new_row_max
-                v = torch.ones_like(log_v)
-            else:
-                v = log_v.exp()
-        column_scalings.append(v)
-    return kernel, u, column_scalings
+            # Across ranks a column cannot be rescued consistently: an underflowed one keeps zero mass.
+            col_mass = all_reduce(col_mass).clamp_min(torch.finfo(torch.float32).tiny)
+            v = (log_prior - col_mass.log()).exp().masked_fill_(empty, 1.0)
+            continue
+        log_v = (log_prior - col_mass.log()).masked_fill_(empty, 0.0)
+        dead = (col_mass < _DEAD_COLUMN_MASS) & ~empty
+        span = log_v.amax(dim=1) - log_v.amin(dim=1)
+        rare = torch.stack([dead.any(), (span > _ABSORB_LOG_RANGE).any()]).tolist()  # one read for both checks
+        if rare[0]:
+            for s, (start, stop) in enumerate(clouds.bounds):
+                cols = dead[s].nonzero().squeeze(1)
+                if cols.numel():
+                    rows = slice(start, stop)
+                    log_v[s, cols] = log_prior[cols] - _log_column_mass(
+                        logits[rows], None if log_col is None else log_col[s], row_max[rows], u[rows], cols)
+            span = log_v.amax(dim=1) - log_v.amin(dim=1)
+            rare[1] = bool((span > _ABSORB_LOG_RANGE).any())
+        v = log_v.exp()
+        if rare[1]:
+            # Absorb, per cloud whose scalings span too much: G <- exp(L + log_col + log_v - new rowmax); F is
+            # unchanged when u absorbs the row shift.
+            if log_col is None:
+                log_col = torch.zeros_like(log_v)
+            for s in (span > _ABSORB_LOG_RANGE).nonzero().squeeze(1).tolist():
+                start, stop = clouds.bounds[s]
+                log_col[s] += log_v[s]
+                new_row_max = _build_kernel(kernel[start:stop], logits[start:stop], log_col[s])
+                u[start:stop] *= torch.exp(new_row_max - row_max[start:stop]).squeeze(1)
+                row_max[start:stop] = new_row_max
+                v[s] = 1.0
+    if v is None:
+        v = torch.ones((clouds.num, kernel.shape[1]), dtype=torch.float32, device=kernel.device)
+    return kernel, u, v
 
 
 @torch.no_grad()
@@ -152,17 +174,16 @@ def zipf_sinkhorn(logits: torch.Tensor, alpha: float, num_iters: int = 3,
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, K], got shape {tuple(logits.shape)}")
     prior = zipf_prior(logits.shape[1], alpha, device=logits.device)
-    bounds = segment_bounds(logits.shape[0], segments)
-    kernel, u, _ = _sinkhorn_scalings(logits, prior, num_iters, bounds, all_reduce)
+    clouds = segment_rows(logits.shape[0], segments, logits.device)
+    kernel, u, _ = _sinkhorn_scalings(logits, prior, num_iters, clouds, all_reduce)
     # Final column normalisation: S~ = diag(u) G / colsum (v cancels). Exact sums, so columns sum to 1.
     kernel.mul_(u.unsqueeze(1))
-    for start, stop in bounds:
-        if stop > start:
-            block = kernel[start:stop]
-            mass = block.sum(dim=0)
-            if all_reduce is not None:
-                mass = all_reduce(mass)
-            block.div_(mass)
+    mass = _column_mass(kernel, clouds.onehot(torch.float32))
+    if all_reduce is not None:
+        mass = all_reduce(mass)
+    inverse = mass.reciprocal_()
+    for a, b in _row_blocks(kernel.shape[0], kernel.shape[1]):
+        kernel[a:b].mul_(inverse[clouds.ids[a:b]])
     return kernel
 
 
@@ -175,10 +196,9 @@ def sinkhorn_point_assignments(logits: torch.Tensor, alpha: float = 0.0, num_ite
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, K], got shape {tuple(logits.shape)}")
     prior = zipf_prior(logits.shape[1], alpha, device=logits.device)
-    bounds = segment_bounds(logits.shape[0], segments)
-    kernel, _, column_scalings = _sinkhorn_scalings(logits, prior, num_iters, bounds, all_reduce)
-    for (start, stop), v in zip(bounds, column_scalings):
-        block = kernel[start:stop]
-        block.mul_(v)
+    clouds = segment_rows(logits.shape[0], segments, logits.device)
+    kernel, _, v = _sinkhorn_scalings(logits, prior, num_iters, clouds, all_reduce)
+    for a, b in _row_blocks(kernel.shape[0], kernel.shape[1]):
+        block = kernel[a:b].mul_(v[clouds.ids[a:b]])
         block.div_(block.sum(dim=1, keepdim=True))
     return kernel

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from dos.objectives.segments import segment_bounds
+from dos.objectives.segments import SegmentRows, segment_bounds, segment_rows
 
 _CHUNK_ELEMENTS = 1 << 22  # row blocks of about 16 MB of float32 bound every temporary
 
@@ -38,62 +38,48 @@ def softmap(logits: torch.Tensor, segments: torch.Tensor | None = None) -> torch
     return out
 
 
-def _column_logsumexp(x: torch.Tensor) -> torch.Tensor:
-    """logsumexp over rows of x, by row blocks with a running maximum (never a full-size temporary)."""
-    k, dtype = x.shape[1], _work_dtype(x)
-    running_max = torch.full((k,), float("-inf"), dtype=dtype, device=x.device)
-    running_sum = torch.zeros(k, dtype=dtype, device=x.device)
-    for a, b in _row_chunks(0, x.shape[0], k):
-        block = x[a:b].to(dtype, copy=True)
-        block_max = block.amax(dim=0)
-        new_max = torch.maximum(running_max, block_max)
-        running_sum.mul_(torch.exp(running_max - new_max).nan_to_num_(0.0))
-        running_sum.add_(block.sub_(new_max).exp_().sum(dim=0))
-        running_max = new_max
-    return running_max + running_sum.log()
-
-
 class _SoftmapKL(torch.autograd.Function):
-    """(1/B) sum_clouds (1/K) sum_k KL(T(:,k) || softmax_cloud(x)(:,k)); gradient only to x."""
+    """(1/B) sum_clouds (1/K) sum_k KL(T(:,k) || softmax_cloud(x)(:,k)); gradient only to x.
+
+    Every cloud at once: per-cloud column maxima by a scatter max, then the per-cloud column sums of
+    exp(x - max), T, T x and T log T by one [S, N] x [N, 4K] product per row block (see `SegmentRows`)."""
 
     @staticmethod
-    def forward(ctx, student_logits: torch.Tensor, targets: torch.Tensor, bounds: list[tuple[int, int]]):
-        k, dtype = student_logits.shape[1], _work_dtype(student_logits)
-        clouds = [(a, b) for a, b in bounds if b > a]
-        total = torch.zeros((), dtype=dtype, device=student_logits.device)
-        lse_per_cloud, mass_per_cloud = [], []
-        for start, stop in clouds:
-            x, t = student_logits[start:stop], targets[start:stop]
-            lse = _column_logsumexp(x)
-            mass = torch.zeros(k, dtype=dtype, device=x.device)
-            cross = torch.zeros(k, dtype=dtype, device=x.device)
-            neg_entropy = torch.zeros(k, dtype=dtype, device=x.device)
-            for a, b in _row_chunks(0, stop - start, k):
-                tb = t[a:b].to(dtype)
-                mass += tb.sum(dim=0)
-                cross += (tb * x[a:b].to(dtype)).sum(dim=0)
-                neg_entropy += torch.special.xlogy(tb, tb).sum(dim=0)
-            # KL_k = sum_i t log t - sum_i t x + (sum_i t) lse_k
-            total += (neg_entropy - cross + mass * lse).sum() / k
-            lse_per_cloud.append(lse)
-            mass_per_cloud.append(mass)
-        ctx.save_for_backward(student_logits, targets, *lse_per_cloud, *mass_per_cloud)
-        ctx.clouds = clouds
-        return total / max(len(clouds), 1)
+    def forward(ctx, student_logits: torch.Tensor, targets: torch.Tensor, clouds: SegmentRows):
+        n, k = student_logits.shape
+        dtype = _work_dtype(student_logits)
+        col_max = torch.full((clouds.num, k), float("-inf"), dtype=dtype, device=student_logits.device)
+        for a, b in _row_chunks(0, n, k):
+            col_max.scatter_reduce_(0, clouds.ids[a:b, None].expand(-1, k), student_logits[a:b].to(dtype),
+                                    reduce="amax")
+        col_max = torch.where(torch.isfinite(col_max), col_max, torch.zeros_like(col_max))
+        sums = torch.zeros((clouds.num, 4 * k), dtype=dtype, device=student_logits.device)
+        onehot = clouds.onehot(dtype)
+        for a, b in _row_chunks(0, n, 4 * k):
+            x, t = student_logits[a:b].to(dtype), targets[a:b].to(dtype)
+            terms = torch.cat([(x - col_max[clouds.ids[a:b]]).exp(), t, t * x, torch.special.xlogy(t, t)], dim=1)
+            sums += onehot[a:b].t() @ terms
+        sum_exp, mass, cross, neg_entropy = sums.split(k, dim=1)
+        lse = col_max + sum_exp.log()
+        # KL_k = sum_i t log t - sum_i t x + (sum_i t) lse_k, for the clouds that have rows
+        nonempty = clouds.counts > 0
+        per_cloud = torch.where(nonempty[:, None], neg_entropy - cross + mass * lse, torch.zeros_like(lse))
+        num_clouds = max(sum(1 for a, b in clouds.bounds if b > a), 1)
+        ctx.save_for_backward(student_logits, targets, lse, mass)
+        ctx.clouds, ctx.num_clouds = clouds, num_clouds
+        return per_cloud.sum() / (k * num_clouds)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        student_logits, targets, *saved = ctx.saved_tensors
-        clouds = ctx.clouds
-        lses, masses = saved[: len(clouds)], saved[len(clouds):]
-        k, dtype = student_logits.shape[1], _work_dtype(student_logits)
-        scale = grad_output.to(dtype) / (k * max(len(clouds), 1))
-        grad = torch.empty_like(student_logits)  # the clouds partition the rows: every row is written
-        for (start, stop), lse, mass in zip(clouds, lses, masses):
-            for a, b in _row_chunks(start, stop, k):
-                block = student_logits[a:b].to(dtype, copy=True).sub_(lse).exp_().mul_(mass)  # (sum_i t_ik) p_ik
-                block.sub_(targets[a:b].to(dtype)).mul_(scale)
-                grad[a:b] = block
+        student_logits, targets, lse, mass = ctx.saved_tensors
+        ids = ctx.clouds.ids
+        n, k = student_logits.shape
+        dtype = _work_dtype(student_logits)
+        scale = grad_output.to(dtype) / (k * ctx.num_clouds)
+        grad = torch.empty_like(student_logits)
+        for a, b in _row_chunks(0, n, k):
+            block = (student_logits[a:b].to(dtype) - lse[ids[a:b]]).exp_().mul_(mass[ids[a:b]])  # (sum_i t) p_ik
+            grad[a:b] = block.sub_(targets[a:b].to(dtype)).mul_(scale)
         return grad, None, None
 
 
@@ -108,5 +94,5 @@ def softmap_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor,
     if student_logits.shape != teacher_targets.shape or student_logits.dim() != 2:
         raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher targets "
                          f"{tuple(teacher_targets.shape)} must both be [N, K]")
-    bounds = segment_bounds(student_logits.shape[0], segments)
-    return _SoftmapKL.apply(student_logits, teacher_targets.detach(), bounds)
+    clouds = segment_rows(student_logits.shape[0], segments, student_logits.device)
+    return _SoftmapKL.apply(student_logits, teacher_targets.detach(), clouds)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dos.objectives.segments import segment_bounds
+from dos.objectives.segments import segment_rows
 from dos.objectives.sinkhorn import AllReduce, sinkhorn_point_assignments, zipf_sinkhorn
 from dos.objectives.softmap import softmap, softmap_loss
 
@@ -41,8 +41,10 @@ class TargetConfig:
 
 
 def _mean_over_clouds(per_point: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
-    means = [per_point[a:b].mean() for a, b in segment_bounds(per_point.shape[0], segments) if b > a]
-    return torch.stack(means).mean()
+    clouds = segment_rows(per_point.shape[0], segments, per_point.device)
+    sums = clouds.onehot(per_point.dtype).t() @ per_point
+    counts = clouds.counts.to(per_point.dtype)
+    return (sums / counts.clamp_min(1)).sum() / (counts > 0).sum()  # empty clouds add 0 and are not counted
 
 
 def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher_embed: torch.Tensor,

@@ -21,14 +21,14 @@ def make_teacher(student: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    t_params = list(teacher.parameters())
-    s_params = [p.detach() for p in student.parameters()]
+    t_params, s_params = list(teacher.parameters()), list(student.parameters())
     if len(t_params) != len(s_params):
         raise ValueError("teacher and student have different parameter lists")
-    torch._foreach_mul_(t_params, momentum)
-    torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
-    for t_buf, s_buf in zip(teacher.buffers(), student.buffers()):
-        t_buf.copy_(s_buf)
+    # t <- m t + (1 - m) s as one multi-tensor lerp (no per-parameter operators)
+    torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)
+    t_buffers, s_buffers = list(teacher.buffers()), list(student.buffers())
+    if t_buffers:
+        torch._foreach_copy_(t_buffers, s_buffers)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,53 +40,59 @@ class PatchLayout:
 
 
 def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
-    """Patch layout for clouds of `counts` points (serialized order, clouds contiguous)."""
-    counts = counts.long()
+    """Patch layout for clouds of `counts` points (serialized order, clouds contiguous).
+
+    The per-cloud arithmetic is a handful of numpy operations on the host (counts is a [B] tensor, read once);
+    the index maps are packed into one buffer and copied to the device in one transfer.
+    """
     device = counts.device
+    c = counts.detach().to("cpu", torch.int64).numpy()
     P = int(patch_size)
-    num_clouds = len(counts)
-    is_long = counts > P
-    padded = torch.where(is_long, (counts + P - 1) // P * P, counts)
-    start = torch.cumsum(counts, 0) - counts
-    pad_start = torch.cumsum(padded, 0) - padded
-    clouds = torch.arange(num_clouds, device=device)
+    is_long = c > P
+    padded = np.where(is_long, (c + P - 1) // P * P, c)
+    start = np.cumsum(c) - c
+    pad_start = np.cumsum(padded) - padded
 
-    slot_cloud = torch.repeat_interleave(clouds, padded)
-    slot_local = torch.arange(len(slot_cloud), device=device) - pad_start[slot_cloud]
-    src_local = torch.where(slot_local < counts[slot_cloud], slot_local, slot_local - P)
-    pad_index = start[slot_cloud] + src_local
+    slot_cloud = np.repeat(np.arange(len(c)), padded)
+    slot_local = np.arange(len(slot_cloud)) - pad_start[slot_cloud]
+    pad_index = start[slot_cloud] + np.where(slot_local < c[slot_cloud], slot_local, slot_local - P)
 
-    point_cloud = torch.repeat_interleave(clouds, counts)
-    point_local = torch.arange(len(point_cloud), device=device) - start[point_cloud]
+    point_cloud = np.repeat(np.arange(len(c)), c)
+    point_local = np.arange(len(point_cloud)) - start[point_cloud]
     unpad_index = pad_start[point_cloud] + point_local
 
-    num_seqs = torch.where(is_long, padded // P, (counts > 0).long())
-    seq_len = torch.where(is_long, torch.full_like(counts, P), counts)
-    seq_lengths = torch.repeat_interleave(seq_len, num_seqs)
-    cu_seqlens = F.pad(torch.cumsum(seq_lengths, 0), (1, 0)).int()
+    num_seqs = np.where(is_long, padded // P, (c > 0).astype(np.int64))
+    seq_lengths = np.repeat(np.where(is_long, P, c), num_seqs)
+    cu_seqlens = np.concatenate([[0], np.cumsum(seq_lengths)])
     max_seqlen = int(seq_lengths.max()) if len(seq_lengths) else 0
 
-    is_full = counts >= P
+    is_full = c >= P
     full_slot_mask = is_full[slot_cloud]
-    full_slots = torch.nonzero(full_slot_mask).flatten()
-    full_rank = torch.cumsum(full_slot_mask.long(), 0) - 1
+    full_slots = np.flatnonzero(full_slot_mask)
+    full_rank = np.cumsum(full_slot_mask) - 1
 
-    is_short = (counts > 0) & ~is_full
-    short_clouds = torch.nonzero(is_short).flatten()
-    short_len = int(counts[short_clouds].max()) if len(short_clouds) else 0
-    positions = torch.arange(short_len, device=device)
-    short_n = counts[short_clouds][:, None]
-    short_index = pad_start[short_clouds][:, None] + torch.minimum(positions[None], short_n - 1)
+    short_clouds = np.flatnonzero((c > 0) & ~is_full)
+    short_len = int(c[short_clouds].max()) if len(short_clouds) else 0
+    positions = np.arange(short_len)
+    short_n = c[short_clouds][:, None]
+    short_index = pad_start[short_clouds][:, None] + np.minimum(positions[None], short_n - 1)
     short_mask = positions[None] < short_n
-    short_rank = torch.full((num_clouds,), -1, dtype=torch.long, device=device)
-    short_rank[short_clouds] = torch.arange(len(short_clouds), device=device)
+    short_rank = np.full(len(c), -1)
+    short_rank[short_clouds] = np.arange(len(short_clouds))
 
-    result_index = torch.where(
-        is_full[point_cloud],
-        full_rank[unpad_index],
-        len(full_slots) + short_rank[point_cloud] * short_len + point_local)
-    return PatchLayout(P, pad_index, unpad_index, cu_seqlens, max_seqlen, full_slots, short_index,
-                       short_mask, result_index)
+    result_index = np.where(is_full[point_cloud], full_rank[unpad_index] if len(unpad_index) else 0,
+                            len(full_slots) + short_rank[point_cloud] * short_len + point_local)
+    parts = [pad_index, unpad_index, cu_seqlens, full_slots, short_index.reshape(-1), short_mask.reshape(-1),
+             result_index]
+    packed = torch.from_numpy(np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1) for x in parts]))
+    packed = packed.to(device)
+    views, at = [], 0
+    for x in parts:
+        views.append(packed[at:at + x.size])
+        at += x.size
+    shape = (len(short_clouds), short_len)
+    return PatchLayout(P, views[0], views[1], views[2].int(), max_seqlen, views[3], views[4].view(shape),
+                       views[5].view(shape).bool(), views[6])
 
 
 def flash_attn_available() -> bool:

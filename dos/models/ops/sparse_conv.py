@@ -96,10 +96,12 @@ def submanifold_neighbours(grid_coord: Tensor, batch: Tensor, kernel_size: int =
     grid_coord, batch = grid_coord.long(), batch.long()
     if len(grid_coord) == 0:
         return torch.full((0, kernel_size ** 3), -1, dtype=torch.long, device=grid_coord.device)
-    offsets = kernel_offsets(kernel_size, grid_coord.device)
     table = VoxelHash(grid_coord, batch, margin=kernel_size // 2)
     _, size1, size2 = table.size
-    offset_keys = (offsets[:, 0] * size1 + offsets[:, 1]) * size2 + offsets[:, 2]
+    r = kernel_size // 2
+    steps = range(-r, r + 1)  # x-major, as kernel_offsets
+    offset_keys = torch.tensor([(dx * size1 + dy) * size2 + dz for dx in steps for dy in steps for dz in steps],
+                               device=grid_coord.device)
     query = table.sorted_keys[:, None] + offset_keys[None, :]
     pos = torch.searchsorted(table.sorted_keys, query).clamp_(max=len(table.sorted_keys) - 1)
     found = table.sorted_keys[pos] == query
