@@ -5,6 +5,9 @@
   preemption / time limit) the current step finishes, a checkpoint is written, and the process exits with
   code 128 + signal so that the scheduler (or Snakemake's retries) re-runs the same command, which resumes.
 - A NaN or Inf loss stops the run with a message naming the step; the last good checkpoint is kept untouched.
+- No host synchronisation per step: the loss and statistics may stay tensors; they are read (one stacked
+  transfer, and one fused finiteness check) only every `log_every` steps, before every checkpoint and at the
+  end, so a NaN is caught before anything is written (a diverged run may go on for up to log_every - 1 steps).
 - History: one CSV row per step (loss, lr, schedules, statistics), rewritten atomically with each checkpoint;
   TensorBoard events when the tensorboard package is installed. A progress bar on terminals, log lines otherwise.
 """
@@ -46,7 +49,32 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
-StepFn = Callable[[int, float], tuple[torch.Tensor, dict[str, float]]]
+StepFn = Callable[[int, float], tuple[torch.Tensor, dict[str, "float | torch.Tensor"]]]
+
+
+class _PendingRows:
+    """Per-step (loss, statistics) kept as tensors until `read`, which moves them all to the host at once."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, torch.Tensor, dict]] = []
+
+    def add(self, step: int, loss: torch.Tensor, stats: dict) -> None:
+        self.rows.append((step, loss.detach(), stats))
+
+    def read(self) -> list[dict[str, float]]:
+        """History rows of the pending steps (in order), emptied; one device-to-host copy for all tensors."""
+        tensors = [loss.reshape(()).double() for _, loss, _ in self.rows]
+        for _, _, stats in self.rows:
+            tensors += [v.detach().reshape(()).double() for v in stats.values() if isinstance(v, torch.Tensor)]
+        values = iter(torch.stack(tensors).tolist() if tensors else [])
+        losses = [next(values) for _ in self.rows]
+        out = []
+        for (step, _, stats), loss in zip(self.rows, losses):
+            row = {"step": float(step), "loss": loss}
+            row.update({k: next(values) if isinstance(v, torch.Tensor) else float(v) for k, v in stats.items()})
+            out.append(row)
+        self.rows = []
+        return out
 
 
 class _Preemption:
@@ -135,31 +163,43 @@ def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
         distributed.barrier()
         last_saved = step
 
-    with _Preemption() as preemption:
-        for step in range(start, total_steps):
-            progress = step / max(total_steps, 1)
-            loss, stats = step_fn(step, progress)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise DosError(f"[{label}] loss is {value} at step {step} (progress {progress:.3f}); stopped. "
-                               f"The last good checkpoint (step {last_saved}) is kept at {ckpt_path}")
-            if after_step is not None:
-                after_step(step, progress)
-            row = {"step": float(step), "loss": value, **{k: float(v) for k, v in stats.items()}}
+    pending = _PendingRows()
+
+    def read_pending() -> float | None:
+        """Record the pending steps; raise on the first non-finite loss. Returns the last loss read."""
+        rows = pending.read()
+        for row in rows:
+            if not math.isfinite(row["loss"]):
+                raise DosError(f"[{label}] loss is {row['loss']} at step {int(row['step'])} (progress "
+                               f"{row['step'] / max(total_steps, 1):.3f}); stopped. The last good checkpoint "
+                               f"(step {last_saved}) is kept at {ckpt_path}")
+        for row in rows:
             history.append(row)
             if writer is not None:
                 for key, val in row.items():
                     if key != "step":
-                        writer.add_scalar(f"{label}/{key}", val, step)
+                        writer.add_scalar(f"{label}/{key}", val, int(row["step"]))
+        return rows[-1]["loss"] if rows else None
+
+    with _Preemption() as preemption:
+        for step in range(start, total_steps):
+            progress = step / max(total_steps, 1)
+            loss, stats = step_fn(step, progress)
+            pending.add(step, loss, stats)
+            if after_step is not None:
+                after_step(step, progress)
             done = step + 1
-            if main and interactive:
-                bar = "#" * int(30 * done / total_steps)
-                print(f"\r[{label}] {bar:<30} {done}/{total_steps} loss {value:.4f}", end="", file=sys.stderr,
-                      flush=True)
-            elif main and (done % config.log_every == 0 or done == total_steps):
-                rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
-                print(f"[{label}] step {done}/{total_steps} loss {value:.4f} ({rate:.2f} steps/s)", flush=True)
-            if done % config.checkpoint_every == 0 or done == total_steps:
+            must_checkpoint = done % config.checkpoint_every == 0 or done == total_steps
+            if done % config.log_every == 0 or must_checkpoint or preemption.signum is not None:
+                value = read_pending()
+                if main and interactive:
+                    bar = "#" * int(30 * done / total_steps)
+                    print(f"\r[{label}] {bar:<30} {done}/{total_steps} loss {value:.4f}", end="", file=sys.stderr,
+                          flush=True)
+                elif main and (done % config.log_every == 0 or done == total_steps):
+                    rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
+                    print(f"[{label}] step {done}/{total_steps} loss {value:.4f} ({rate:.2f} steps/s)", flush=True)
+            if must_checkpoint:
                 checkpoint(done)
             if preemption.signum is not None:
                 if last_saved != done:

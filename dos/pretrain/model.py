@@ -15,7 +15,6 @@ the cross-view loss; without cross-view supervision (Table 11), L = 2 x the same
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -100,10 +99,12 @@ class DOSPretrainer(nn.Module):
                                         **({"curves": s_curves} if s_curves is not None else {}))
         s_embed = self.student["head"](s_out.unit_feat)
         s_protos = self.student["prototypes"].unit_vectors()
-        if not (torch.isfinite(t_embed).all() and torch.isfinite(s_embed).all()):
-            # diverged weights: hand a non-finite loss to the training loop's guard instead of failing inside
-            # the Sinkhorn's input check
-            return s_embed.sum() * float("nan"), {"non_finite_embeddings": 1.0}
+        # Diverged weights: without a host read, non-finite embeddings are zeroed (so that the Sinkhorn's input
+        # check passes) and the loss is made NaN, which the training loop's guard reports.
+        finite = torch.isfinite(t_embed).all() & torch.isfinite(s_embed).all()
+        t_embed = torch.where(finite, t_embed, torch.zeros_like(t_embed))
+        s_embed = torch.where(finite, s_embed, torch.zeros_like(s_embed))
+        poison = torch.where(finite, 0.0, float("nan")).to(torch.float32)
         num_units = s_out.unit_feat.shape[0]
         unit_cloud = _cloud_of_rows(s_out.unit_offset)
         # a unit is supervised when any of its points is (CUDA has no bool scatter_reduce: index instead)
@@ -120,8 +121,9 @@ class DOSPretrainer(nn.Module):
 
         same_teacher = same_view_pairs(s_out.point_to_unit, s.index, t_out.point_to_unit, num_units)
         loss_same = loss_on(rows, same_teacher[rows])
+        # statistics stay tensors (the training loop reads them every log_every steps)
         stats = {"units_supervised": float(len(rows)), "units_student": float(num_units),
-                 "units_teacher": float(t_out.unit_feat.shape[0]), "loss_same": float(loss_same.detach())}
+                 "units_teacher": float(t_out.unit_feat.shape[0]), "loss_same": loss_same.detach()}
         if self.distill.cross_view:
             num_views = len(batch.offset)
             partner = (unit_cloud[rows] + num_views // 2) % num_views
@@ -132,15 +134,16 @@ class DOSPretrainer(nn.Module):
             matched = match >= 0
             loss_cross = loss_on(rows[matched], match[matched])
             loss = loss_same + loss_cross
-            stats.update(cross_matched=float(matched.sum()), cross_unmatched=float((~matched).sum()),
-                         loss_cross=float(loss_cross.detach()))
+            stats.update(cross_matched=matched.sum(), cross_unmatched=(~matched).sum(),
+                         loss_cross=loss_cross.detach())
         else:
             loss = 2.0 * loss_same
         with torch.no_grad():
             usage = torch.bincount((t_embed[same_teacher[rows]] @ t_protos.t()).argmax(1),
                                    minlength=t_protos.shape[0]).double()
             p = usage / usage.sum().clamp_min(1)
-            entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-        stats.update(loss=float(loss.detach()), prototype_entropy=entropy,
-                     prototype_perplexity_fraction=math.exp(entropy) / t_protos.shape[0])
+            entropy = -torch.special.xlogy(p, p).sum()
+        loss = loss + poison
+        stats.update(loss=loss.detach(), prototype_entropy=entropy,
+                     prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])
         return loss, stats

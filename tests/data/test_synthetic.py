@@ -252,3 +252,18 @@ def test_figures_are_reproducible(smoke, tmp_path):
     for a, b in zip(first, second):
         data = a.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data == b.read_bytes()
+
+
+def test_paper_density_scans_have_real_nuscenes_size(tmp_path):
+    """--density paper: LiDAR datasets at their sensor's full resolution (nuScenes-like: 32 x 1088 rays, real
+    scans have ~34k points), rooms unchanged; the reduced resolution otherwise."""
+    from dos.data.synthetic.benchmark import scale_datasets
+
+    reduced, paper = scale_datasets("mini"), scale_datasets("mini", "paper")
+    assert reduced["synthetic-nuscenes"]["azimuth_steps"] == 480
+    assert "azimuth_steps" not in paper["synthetic-nuscenes"]
+    assert paper["synthetic-scannet"] == reduced["synthetic-scannet"]
+    with pytest.raises(ValueError, match="density"):
+        scale_datasets("mini", "dense")
+    counts = generate_lidar(tmp_path / "nu", "nuscenes", "nuscenes", 2, seed=0, frames_per_sequence=1)
+    assert 25_000 <= counts["points"] / counts["scans"] <= 35_000, counts

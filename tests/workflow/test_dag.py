@@ -114,13 +114,26 @@ def test_slurm_profile_dry_run(tree: Path) -> None:
     out = run(snakemake("--profile", "slurm", "results/table5.csv", "-n", "--config", "scale=paper"), cwd=tree,
               env=environment(), timeout=300)
     assert "results/table5.csv" in out.stdout
-    # training rules carry their resources; gpu=1 at the paper scale only
+    # training rules carry their resources; GPUs at the paper scale only, 2 per pretraining run as in the paper
     pretrain = [line for line in out.stdout.splitlines() if "resources:" in line and "mem_mb=128000" in line]
-    assert pretrain and all("gpu=1" in line and "runtime=2880" in line and "cpus_per_task=16" in line
+    assert pretrain and all("gpu=2" in line and "runtime=2880" in line and "cpus_per_task=16" in line
                                for line in pretrain), out.stdout[-3000:]
     smoke = run(snakemake("--profile", "slurm", "results/table5.csv", "-n", "--config", "scale=smoke"), cwd=tree,
                 env=environment(), timeout=300)
     assert "gpu=1" not in smoke.stdout and "gpu=0" in smoke.stdout
+
+
+def test_training_rules_launch_torchrun_with_one_process_per_gpu(tree: Path) -> None:
+    """gpu: 2 (paper pretraining) -> torchrun with 2 processes sharing the threads; one process -> plain dos."""
+    paper = run(snakemake("-n", "-p", "results/table5.csv", "--config", "scale=paper"), cwd=tree, env=environment(),
+                timeout=300).stdout
+    shells = [line.strip() for line in paper.splitlines() if " pretrain dos/config/pretrain/" in line]
+    assert shells and all(line.startswith("torchrun --standalone --nproc_per_node 2 -m dos pretrain ")
+                          and "--set train.num_threads=8" in line for line in shells), shells[:2]
+    assert any(line.strip().startswith("dos probe ") for line in paper.splitlines())
+    smoke = run(snakemake("-n", "-p", "results/table5.csv", "--config", "scale=smoke"), cwd=tree, env=environment(),
+                timeout=300).stdout
+    assert "torchrun" not in smoke and any(line.strip().startswith("dos pretrain ") for line in smoke.splitlines())
 
 
 def test_lint_has_only_documented_exceptions(tree: Path) -> None:
@@ -170,3 +183,30 @@ def test_smoke_all_tables_builds_every_table_figure_and_report(tmp_path: Path) -
         assert f"Table {table}:" in report
     print(f"smoke all_tables: {elapsed:.0f} s")
     shutil.rmtree(repo / "runs")
+
+
+def test_pretrain_rule_on_two_gloo_processes_equals_one_process(tmp_path: Path) -> None:
+    """The rule's own multi-process path (launcher(): torchrun, 2 gloo processes on CPU) gives the weights of the
+    single-process rule. As in the engine's DDP test: the clustering target (its Sinkhorn spans the batch, so the
+    reduction across ranks is exercised) and no DropPath (it draws per-point numbers from each rank's RNG)."""
+    import torch
+
+    repo = copy_tree(tmp_path / "repo")
+    recipe = "[objective.target=clustering, objective.zipf_alpha=0, 'model.overrides={drop_path: 0.0}']"
+    variants = f"variants={{one: {{set: {recipe}}}, two: {{set: {recipe}}}}}"
+    two_procs = ("scales={smoke: {resources: {pretrain: {threads: 2, mem_mb: 2000, runtime: 15, gpu: 0, "
+                 "processes: 2}}}}")
+    env = environment(OMP_NUM_THREADS="1")
+    target = "runs/smoke/pretrain/ptv3/nuscenes/{}/seed0/encoder.pt"
+    run(snakemake("--cores", "2", target.format("one"), "--config", "scale=smoke", variants), cwd=repo, env=env,
+        timeout=600)
+    run(snakemake("--cores", "2", target.format("two"), "--config", "scale=smoke", variants, two_procs), cwd=repo,
+        env=env, timeout=600)
+    log = (repo / "logs/smoke/pretrain/ptv3/nuscenes/two/seed0.log").read_text()
+    provenance = yaml.safe_load((repo / target.format("two")).with_name("provenance.json").read_text())
+    assert provenance["world_size"] == 2, log[-2000:]
+    a = torch.load(repo / target.format("one"), map_location="cpu", weights_only=False)["student"]
+    b = torch.load(repo / target.format("two"), map_location="cpu", weights_only=False)["student"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=2e-5, rtol=1e-4), key

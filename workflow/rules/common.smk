@@ -100,9 +100,34 @@ def sets(items):
     return " ".join(f"--set {shlex.quote(item)}" for item in items)
 
 
-def resource(command, key):
+def resource(command, key, default=None):
     block = config["scales"][SCALE]["resources"]
-    return block.get(command, block["default"])[key]
+    entry = block.get(command, block["default"])
+    return entry[key] if default is None else entry.get(key, default)
+
+
+def processes(command):
+    """Training processes per node: `processes`, else one per GPU (`gpu`), at least 1."""
+    return resource(command, "processes", max(1, resource(command, "gpu")))
+
+
+def launcher(command):
+    """What a training rule runs instead of `dos`: `dos` itself for one process; torchrun with one process per
+    GPU (or per `processes`, e.g. gloo on CPU) on one node; across `nodes` nodes, one torchrun per node started
+    by Slurm's task launch (srun), meeting at the first node of the allocation. Rank and world size reach
+    `dos` through torchrun's environment (dos.engine.distributed.init_from_env)."""
+    procs, nodes = processes(command), resource(command, "nodes", 1)
+    if procs * nodes == 1:
+        return "dos"
+    if nodes == 1:
+        return f"torchrun --standalone --nproc_per_node {procs} -m dos"
+    return (f"srun --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc_per_node {procs} --rdzv_backend c10d "
+            "--rdzv_id $SLURM_JOB_ID --rdzv_endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 "
+            "-m dos")
+
+
+def threads_per_process(command):
+    return max(1, resource(command, "threads") // processes(command))
 
 
 def synthetic_outputs(scale):

@@ -22,11 +22,14 @@ def _training_resources(command):
     # cpus_per_task (Slurm) is the configured thread count: a rule's `threads` is capped by --cores, which the
     # workflow profile sets to 2 for local runs, also under --profile slurm. torch uses the same count
     # (train.num_threads, below), whatever Snakemake's local cap.
+    # With several processes (`processes` / `gpu` > 1, see launcher()), the threads are shared between them.
+    extra = {"nodes": resource(command, "nodes", 1)} if resource(command, "nodes", 1) > 1 else {}
     return dict(
         cpus_per_task=resource(command, "threads"),
         mem_mb=lambda w, attempt: attempt * resource(command, "mem_mb"),
         runtime=lambda w, attempt: attempt * resource(command, "runtime"),
         gpu=resource(command, "gpu"),
+        **extra,
     )
 
 
@@ -61,6 +64,8 @@ rule pretrain:
     wildcard_constraints:
         variant="|".join(re.escape(name) for name in config["variants"]),
     params:
+        launch=launcher("pretrain"),
+        threads=threads_per_process("pretrain"),
         config=lambda w: CONFIGS["pretrain"].format(domain=_domain(w.pdata, w.scale)),
         sets=lambda w: sets([*scale_overrides("pretrain", _domain(w.pdata, w.scale), w.scale),
                              *data_overrides(w.pdata, w.scale), *config["archs"][w.arch]["model"],
@@ -69,8 +74,8 @@ rule pretrain:
     resources:
         **_training_resources("pretrain"),
     shell:
-        "dos pretrain {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
-        "{wildcards.variant}/seed{wildcards.seed} {params.sets} --set train.num_threads={resources.cpus_per_task} > {log} 2>&1"
+        "{params.launch} pretrain {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
+        "{wildcards.variant}/seed{wildcards.seed} {params.sets} --set train.num_threads={params.threads} > {log} 2>&1"
 
 
 rule distill:
@@ -82,6 +87,8 @@ rule distill:
     log:
         "logs/{scale}/distill/{arch}/{pdata}/seed{seed}.log",
     params:
+        launch=launcher("distill"),
+        threads=threads_per_process("distill"),
         config=lambda w: CONFIGS["distill"].format(domain=_domain(w.pdata, w.scale)),
         sets=lambda w: sets([*scale_overrides("distill", _domain(w.pdata, w.scale), w.scale),
                              *data_overrides(w.pdata, w.scale), *config["archs"][w.arch]["student"],
@@ -90,9 +97,9 @@ rule distill:
     resources:
         **_training_resources("distill"),
     shell:
-        "dos distill {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
+        "{params.launch} distill {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
         "distilled/seed{wildcards.seed} {params.sets} --set teacher.pretrained=$(dirname {input.teacher}) "
-        "--set train.num_threads={resources.cpus_per_task} > {log} 2>&1"
+        "--set train.num_threads={params.threads} > {log} 2>&1"
 
 
 def _segmentation_sets(command, w, pretrained):
@@ -112,13 +119,15 @@ rule probe:
     log:
         "logs/{scale}/probe/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}.log",
     params:
+        launch=launcher("probe"),
+        threads=threads_per_process("probe"),
         config=lambda w: CONFIGS["probe"].format(domain=_domain(w.data, w.scale)),
         sets=lambda w, input: _segmentation_sets("probe", w, os.path.dirname(input.encoder)),
     threads: resource("probe", "threads")
     resources:
         **_training_resources("probe"),
     shell:
-        "dos probe {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={resources.cpus_per_task} "
+        "{params.launch} probe {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
         "> {log} 2>&1"
 
 
@@ -132,13 +141,15 @@ rule finetune:
     log:
         "logs/{scale}/finetune/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}.log",
     params:
+        launch=launcher("finetune"),
+        threads=threads_per_process("finetune"),
         config=lambda w: CONFIGS["finetune"].format(domain=_domain(w.data, w.scale)),
         sets=lambda w, input: _segmentation_sets("finetune", w, os.path.dirname(input.encoder)),
     threads: resource("finetune", "threads")
     resources:
         **_training_resources("finetune"),
     shell:
-        "dos finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={resources.cpus_per_task} "
+        "{params.launch} finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
         "> {log} 2>&1"
 
 
@@ -151,13 +162,15 @@ rule finetune_scratch:
     log:
         "logs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}.log",
     params:
+        launch=launcher("finetune"),
+        threads=threads_per_process("finetune"),
         config=lambda w: CONFIGS["finetune"].format(domain=_domain(w.data, w.scale)),
         sets=lambda w: _segmentation_sets("finetune", w, "null"),
     threads: resource("finetune", "threads")
     resources:
         **_training_resources("finetune"),
     shell:
-        "dos finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={resources.cpus_per_task} "
+        "{params.launch} finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
         "> {log} 2>&1"
 
 

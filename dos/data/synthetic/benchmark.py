@@ -157,16 +157,33 @@ def _generate_one(root: Path, spec: dict) -> dict:
     raise ValueError(f"unknown dataset kind {spec['kind']!r}")
 
 
+DENSITIES = ("scale", "paper")
+
+
+def scale_datasets(scale: str, density: str = "scale") -> dict[str, dict]:
+    """The datasets of `scale` (scales.yaml). density "paper": LiDAR scans at their sensor's full azimuth
+    resolution (nuScenes-like: 32 beams x 1088 steps, about 30k points a scan, as real nuScenes' ~34k) instead
+    of the scale's reduced `azimuth_steps`, so that timings describe real work."""
+    scales = load_scales()
+    if scale not in scales:
+        raise ValueError(f"unknown scale {scale!r}; known: {sorted(scales)}")
+    if density not in DENSITIES:
+        raise ValueError(f"unknown density {density!r}; known: {DENSITIES}")
+    datasets = scales[scale]
+    if density == "paper":
+        datasets = {name: {k: v for k, v in params.items() if not (params["kind"] == "lidar" and k == "azimuth_steps")}
+                    for name, params in datasets.items()}
+    return datasets
+
+
 def generate_benchmark(out_dir: str | os.PathLike, scale: str, seed: int = 0, *, force: bool = False,
-                       log=print) -> dict:
+                       log=print, density: str = "scale") -> dict:
     """Write every dataset of `scale` under out_dir/<dataset name>/ and out_dir/manifest.json.
 
     A dataset whose manifest entry matches (same parameters, seed and generator version) and whose folder
     exists is skipped unless `force`; any other is rebuilt in a temporary folder and swapped in.
     """
-    scales = load_scales()
-    if scale not in scales:
-        raise ValueError(f"unknown scale {scale!r}; known: {sorted(scales)}")
+    scales = {scale: scale_datasets(scale, density)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
@@ -174,7 +191,8 @@ def generate_benchmark(out_dir: str | os.PathLike, scale: str, seed: int = 0, *,
     for name in old:  # datasets of another scale that this run does not keep
         if name not in scales[scale] and (out / name).is_dir():
             shutil.rmtree(out / name)
-    manifest = {"scale": scale, "seed": int(seed), "version": __version__, "generator": GENERATOR_VERSION,
+    manifest = {"scale": scale, "density": density, "seed": int(seed), "version": __version__,
+                "generator": GENERATOR_VERSION,
                 "datasets": {name: old[name] for name in scales[scale] if name in old}}
     for name, params in scales[scale].items():
         spec = _spec(name, params, seed)
