@@ -73,7 +73,8 @@ def _median(rounds: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-KEYS = ("seconds_per_step", "steps_per_s", "scans_per_s", "aten_calls_per_step", "kernel_launches_per_step",
+KEYS = ("seconds_per_step", "steps_per_s", "scans_per_s", "aten_calls_per_step", "aten_calls_per_batch_built",
+        "kernel_launches_per_step",
         "host_syncs_per_step", "peak_memory_bytes")
 
 

@@ -8,7 +8,8 @@ harness since 7392490 has: `load_config`, `PretrainRunConfig`, `build_pretrainer
 It builds the same model and batches as `dos pretrain CONFIG --set ...`, prepares `warmup + steps` batches up
 front (data loading is not part of the step), runs `warmup` steps, then times `steps` steps, and profiles one
 more step with torch.profiler to count aten operator calls (every `aten::` event, nested ones included), and on
-CUDA kernel launches and host synchronisations. Prints one JSON line.
+CUDA kernel launches and host synchronisations; and the aten calls of building one batch (data
+preparation, outside the step). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -81,8 +82,13 @@ def main() -> int:
         sync()
     events = prof.events()
     aten = sum(1 for e in events if e.name.startswith("aten::"))
+    # building a batch (two views per sample, masking, student input, collation) is not part of the step, but
+    # `dos pretrain` with num_workers 0 does it in the training process: counted separately
+    with profile(activities=[ProfilerActivity.CPU]) as batch_prof:
+        batches[total]
+    batch_aten = sum(1 for e in batch_prof.events() if e.name.startswith("aten::"))
     record = {"seconds_per_step": seconds, "steps_per_s": 1.0 / seconds, "scans_per_s": scans / seconds,
-              "scans_per_step": scans, "aten_calls_per_step": aten}
+              "scans_per_step": scans, "aten_calls_per_step": aten, "aten_calls_per_batch_built": batch_aten}
     if device.type == "cuda":
         record["kernel_launches_per_step"] = sum(1 for e in events if e.name in ("cudaLaunchKernel",
                                                  "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx"))

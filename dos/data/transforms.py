@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dos.batching import pack_keys
+
 
 def _uniform(generator: torch.Generator, low: float, high: float, size=()) -> torch.Tensor:
     return torch.rand(size, generator=generator, dtype=torch.float64) * (high - low) + low
@@ -86,14 +88,8 @@ def voxel_coords(coord: torch.Tensor, grid_size: float) -> torch.Tensor:
 
 def linear_keys(grid: torch.Tensor) -> torch.Tensor:
     """Exact int64 key of each row of a non-negative integer matrix [N, D] (e.g. voxels, or cloud id + voxel):
-    the row's mixed-radix number with the column extents as radices."""
-    extent = grid.amax(0) + 1
-    if float(extent.double().prod()) >= 2**62:
-        raise ValueError(f"grid of extent {extent.tolist()} is too large for int64 keys: use a larger grid size")
-    key = grid[:, 0].clone()
-    for d in range(1, grid.shape[1]):
-        key = key * extent[d] + grid[:, d]
-    return key
+    the row's mixed-radix number with the column extents as radices (`dos.batching.pack_keys`)."""
+    return pack_keys(grid)
 
 
 @dataclass

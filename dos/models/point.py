@@ -2,7 +2,7 @@
 
 A batch of B clouds with n_0, ..., n_{B-1} points is stored as one [N, ...] tensor per attribute
 (N = sum n_b) plus `offset` = cumsum(n) (int64, [B]) and `batch` (int64, [N], the cloud id of each
-point). This is the Pointcept layout; the helpers below convert between offset, batch ids and counts.
+point). This is the Pointcept layout; `dos.batching` converts between offset, batch ids and counts (re-exported here).
 
 `Point` is a plain dataclass. Serialization fields (`codes`, `order`, `inverse`, `depth`) are filled by
 `dos.models.serialization.serialize`; pooling fields (`pooling_inverse`, `pooling_parent`) by the
@@ -16,40 +16,14 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from dos.batching import (batch_to_offset, counts_to_offset, offset_to_batch, offset_to_counts,  # noqa: F401
+                          offset_to_starts, per_cloud_min)
 from dos.models.ops.sparse_conv import voxel_keys
-
-
-def offset_to_counts(offset: Tensor) -> Tensor:
-    """[B] cumulative counts -> [B] per-cloud counts."""
-    return torch.diff(offset, prepend=offset.new_zeros(1))
-
-
-def counts_to_offset(counts: Tensor) -> Tensor:
-    """[B] per-cloud counts -> [B] cumulative counts (int64)."""
-    return torch.cumsum(counts.long(), dim=0)
-
-
-def offset_to_batch(offset: Tensor) -> Tensor:
-    """[B] offset -> [N] cloud id of every point (int64)."""
-    counts = offset_to_counts(offset)
-    return torch.repeat_interleave(torch.arange(len(counts), device=offset.device), counts)
-
-
-def batch_to_offset(batch: Tensor, num_clouds: int | None = None) -> Tensor:
-    """[N] sorted cloud ids -> [B] offset. `num_clouds` keeps trailing empty clouds."""
-    return counts_to_offset(torch.bincount(batch, minlength=num_clouds or 0))
-
-
-def offset_to_starts(offset: Tensor) -> Tensor:
-    """[B] offset -> [B] index of the first point of each cloud."""
-    return offset - offset_to_counts(offset)
 
 
 def compute_grid_coord(coord: Tensor, batch: Tensor, grid_size: float, num_clouds: int) -> Tensor:
     """floor((coord - per-cloud min) / grid_size) as int64 [N, 3]."""
-    cloud_min = torch.full((num_clouds, 3), float("inf"), dtype=coord.dtype, device=coord.device)
-    cloud_min = cloud_min.scatter_reduce(0, batch[:, None].expand(-1, 3), coord, reduce="amin", include_self=True)
-    return torch.floor((coord - cloud_min[batch]) / grid_size).long()
+    return torch.floor((coord - per_cloud_min(coord, batch, num_clouds)[batch]) / grid_size).long()
 
 
 @dataclass

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dos.batching import counts_to_offset, offset_to_batch
+
 
 @dataclass(frozen=True)
 class SegmentRows:
@@ -64,10 +66,6 @@ def segment_bounds(num_points: int, segments: torch.Tensor | None) -> list[tuple
     return [(a, b) for a, b in zip(starts, offsets.tolist())]
 
 
-def offsets_from_counts(counts: torch.Tensor) -> torch.Tensor:
-    return torch.cumsum(counts.to(torch.int64), 0)
-
-
-def batch_ids_from_offsets(offsets: torch.Tensor) -> torch.Tensor:
-    counts = torch.diff(offsets, prepend=offsets.new_zeros(1))
-    return torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), counts)
+# the batch-layout conversions live in dos.batching
+offsets_from_counts = counts_to_offset
+batch_ids_from_offsets = offset_to_batch

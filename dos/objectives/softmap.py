@@ -57,7 +57,9 @@ class _SoftmapKL(torch.autograd.Function):
         onehot = clouds.onehot(dtype)
         for a, b in _row_chunks(0, n, 4 * k):
             x, t = student_logits[a:b].to(dtype), targets[a:b].to(dtype)
-            terms = torch.cat([(x - col_max[clouds.ids[a:b]]).exp(), t, t * x, torch.special.xlogy(t, t)], dim=1)
+            # t log t with 0 log 0 = 0 (xlogy is several times slower on CPU)
+            t_log_t = t * torch.where(t > 0, t, torch.ones_like(t)).log()
+            terms = torch.cat([(x - col_max[clouds.ids[a:b]]).exp(), t, t * x, t_log_t], dim=1)
             sums += onehot[a:b].t() @ terms
         sum_exp, mass, cross, neg_entropy = sums.split(k, dim=1)
         lse = col_max + sum_exp.log()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dos.batching import offset_to_batch, pack_keys, per_cloud_min
+
 
 def block_mask(coord: torch.Tensor, offset: torch.Tensor, block_size: float, ratio: float,
                generator: torch.Generator) -> torch.Tensor:
@@ -14,13 +16,10 @@ def block_mask(coord: torch.Tensor, offset: torch.Tensor, block_size: float, rat
         raise ValueError(f"masking.ratio must be in [0, 1), got {ratio}")
     if block_size <= 0:
         raise ValueError(f"masking.block_size must be > 0, got {block_size}")
-    counts = torch.diff(offset, prepend=offset.new_zeros(1))
-    cloud = torch.repeat_interleave(torch.arange(len(offset)), counts)
-    cloud_min = torch.full((len(offset), 3), float("inf"), dtype=coord.dtype)
-    cloud_min = cloud_min.scatter_reduce(0, cloud[:, None].expand(-1, 3), coord, reduce="amin")
-    cell = torch.floor((coord - cloud_min[cloud]) / block_size).long()
-    extent = cell.amax(0) + 1
-    key = ((cloud * extent[0] + cell[:, 0]) * extent[1] + cell[:, 1]) * extent[2] + cell[:, 2]
+    cloud = offset_to_batch(offset)
+    cell = torch.floor((coord - per_cloud_min(coord, cloud, len(offset))[cloud]) / block_size).long()
+    extent = (cell.amax(0) + 1).tolist()
+    key = pack_keys(torch.cat([cloud[:, None], cell], 1), [len(offset), *extent], what="masking block grid")
     blocks, block_of_point = torch.unique(key, return_inverse=True)
     block_cloud = torch.div(blocks, extent[0] * extent[1] * extent[2], rounding_mode="floor")
     blocks_per_cloud = torch.bincount(block_cloud, minlength=len(offset))

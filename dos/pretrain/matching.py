@@ -15,6 +15,8 @@ import itertools
 
 import torch
 
+from dos.batching import pack_keys
+
 
 def scatter_mean(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     out = torch.zeros((size,) + values.shape[1:], dtype=values.dtype, device=values.device)
@@ -54,12 +56,11 @@ def radius_nearest(query: torch.Tensor, query_cloud: torch.Tensor, ref: torch.Te
     extent = torch.maximum(q_cell.amax(0), r_cell.amax(0)) - low + 2
     clouds = int(max(query_cloud.max(), ref_cloud.max())) + 1
 
-    def key(cloud: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        c = cell - low
-        return ((cloud * extent[0] + c[:, 0]) * extent[1] + c[:, 1]) * extent[2] + c[:, 2]
+    radices = [clouds, *extent.tolist()]
 
-    if float(clouds * extent.double().prod()) >= 2**62:
-        raise ValueError(f"matching radius {radius} is too small for the extent of the clouds")
+    def key(cloud: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return pack_keys(torch.cat([cloud[:, None], cell - low], 1), radices,
+                         what=f"cross-view matching grid (radius {radius})")
     ref_keys, ref_order = torch.sort(key(ref_cloud, r_cell))
     # every (query, neighbouring cell) pair at once: [Q, 27] cell keys, then the ref points of each cell
     cell_keys = key(query_cloud, q_cell)[:, None] + _cell_key_steps(extent, device)[None, :]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dos.batching import offset_to_batch
 from dos.objectives.sinkhorn import AllReduce
 from dos.objectives.targets import TargetConfig, distillation_loss
 from dos.pretrain.batch import PretrainBatch
@@ -48,11 +49,6 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"distill.mode must be one of {MODES}, got {self.mode!r}")
-
-
-def _cloud_of_rows(offset: torch.Tensor) -> torch.Tensor:
-    return torch.repeat_interleave(torch.arange(len(offset), device=offset.device),
-                                   torch.diff(offset, prepend=offset.new_zeros(1)))
 
 
 class DOSPretrainer(nn.Module):
@@ -106,7 +102,7 @@ class DOSPretrainer(nn.Module):
         s_embed = torch.where(finite, s_embed, torch.zeros_like(s_embed))
         poison = torch.where(finite, 0.0, float("nan")).to(torch.float32)
         num_units = s_out.unit_feat.shape[0]
-        unit_cloud = _cloud_of_rows(s_out.unit_offset)
+        unit_cloud = offset_to_batch(s_out.unit_offset)
         # a unit is supervised when any of its points is (CUDA has no bool scatter_reduce: index instead)
         supervised = torch.zeros(num_units, dtype=torch.bool, device=s_embed.device)
         supervised[s_out.point_to_unit[s.supervised]] = True
@@ -129,7 +125,7 @@ class DOSPretrainer(nn.Module):
             partner = (unit_cloud[rows] + num_views // 2) % num_views
             s_origin = scatter_mean(batch.origin_coord[s.index], s_out.point_to_unit, num_units)[rows]
             t_origin = scatter_mean(batch.origin_coord, t_out.point_to_unit, t_out.unit_feat.shape[0])
-            match = radius_nearest(s_origin, partner, t_origin, _cloud_of_rows(t_out.unit_offset),
+            match = radius_nearest(s_origin, partner, t_origin, offset_to_batch(t_out.unit_offset),
                                    self.distill.cross_view_radius)
             matched = match >= 0
             loss_cross = loss_on(rows[matched], match[matched])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dos.batching import offset_to_batch
 from dos.data.transforms import linear_keys
 
 MODES = ("observable", "naive", "token_jitter")
@@ -35,8 +36,7 @@ def build_student_input(coord: torch.Tensor, feat: torch.Tensor, grid_coord: tor
                         jitter_sigma: float = 0.01) -> StudentInput:
     if mode not in MODES:
         raise ValueError(f"masking.mode must be one of {MODES}, got {mode!r}")
-    counts = torch.diff(offset, prepend=offset.new_zeros(1))
-    batch = torch.repeat_interleave(torch.arange(len(offset)), counts)
+    batch = offset_to_batch(offset)
     if mode == "observable":
         index = (~masked).nonzero().squeeze(1)
         kept_counts = torch.bincount(batch[index], minlength=len(offset))
