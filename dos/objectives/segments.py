@@ -35,8 +35,14 @@ class SegmentRows:
         return torch.nn.functional.one_hot(self.ids, self.num).to(dtype)
 
 
-def segment_rows(num_points: int, segments: torch.Tensor | None, device: torch.device) -> SegmentRows:
-    """SegmentRows of `segments` (offsets or sorted batch ids, validated as by `segment_bounds`)."""
+def segment_rows(num_points: int, segments: "torch.Tensor | SegmentRows | None", device: torch.device
+                 ) -> SegmentRows:
+    """SegmentRows of `segments` (offsets or sorted batch ids, validated as by `segment_bounds`); a SegmentRows
+    is returned as it is (so that one loss builds it once for its Sinkhorn and its Softmap)."""
+    if isinstance(segments, SegmentRows):
+        if segments.ids.shape[0] != num_points:
+            raise ValueError(f"segments describe {segments.ids.shape[0]} rows, the input has {num_points}")
+        return segments
     bounds = segment_bounds(num_points, segments)
     counts = torch.tensor([b - a for a, b in bounds], dtype=torch.int64, device=device)
     ids = torch.repeat_interleave(torch.arange(len(bounds), device=device), counts, output_size=num_points)

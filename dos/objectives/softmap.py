@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from dos.objectives.segments import SegmentRows, segment_bounds, segment_rows
+from dos.objectives.segments import SegmentRows, segment_rows
 
 _CHUNK_ELEMENTS = 1 << 22  # row blocks of about 16 MB of float32 bound every temporary
 
@@ -32,7 +32,7 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
 def softmap(logits: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax over points for each prototype, within each point cloud (float32, or float64 for float64 input)."""
     out = torch.empty(logits.shape, dtype=_work_dtype(logits), device=logits.device)
-    for start, stop in segment_bounds(logits.shape[0], segments):
+    for start, stop in segment_rows(logits.shape[0], segments, logits.device).bounds:
         if stop > start:
             out[start:stop] = torch.softmax(logits[start:stop].to(out.dtype), dim=0)
     return out

@@ -60,6 +60,8 @@ def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher
         raise ValueError(f"student {tuple(student_embed.shape)} and teacher {tuple(teacher_embed.shape)} "
                          "embeddings must be matched row by row")
     teacher_embed = teacher_embed.detach()
+    if segments is not None:
+        segments = segment_rows(student_embed.shape[0], segments, student_embed.device)  # validated once
     if config.target == "regression":
         cosine = F.cosine_similarity(student_embed.float(), teacher_embed.float(), dim=1)
         return _mean_over_clouds(1.0 - cosine, segments)

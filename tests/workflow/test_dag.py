@@ -127,13 +127,16 @@ def test_training_rules_launch_torchrun_with_one_process_per_gpu(tree: Path) -> 
     """gpu: 2 (paper pretraining) -> torchrun with 2 processes sharing the threads; one process -> plain dos."""
     paper = run(snakemake("-n", "-p", "results/table5.csv", "--config", "scale=paper"), cwd=tree, env=environment(),
                 timeout=300).stdout
-    shells = [line.strip() for line in paper.splitlines() if " pretrain dos/config/pretrain/" in line]
+    shells = [line.strip().removeprefix("Shell command:").strip() for line in paper.splitlines()
+              if " pretrain dos/config/pretrain/" in line]
     assert shells and all(line.startswith("torchrun --standalone --nproc_per_node 2 -m dos pretrain ")
                           and "--set train.num_threads=8" in line for line in shells), shells[:2]
-    assert any(line.strip().startswith("dos probe ") for line in paper.splitlines())
+    assert any(line.strip().removeprefix("Shell command:").strip().startswith("dos probe ")
+               for line in paper.splitlines())
     smoke = run(snakemake("-n", "-p", "results/table5.csv", "--config", "scale=smoke"), cwd=tree, env=environment(),
                 timeout=300).stdout
-    assert "torchrun" not in smoke and any(line.strip().startswith("dos pretrain ") for line in smoke.splitlines())
+    assert "torchrun" not in smoke and any(line.strip().removeprefix("Shell command:").strip().startswith("dos pretrain ")
+                                           for line in smoke.splitlines())
 
 
 def test_lint_has_only_documented_exceptions(tree: Path) -> None:
@@ -192,16 +195,18 @@ def test_pretrain_rule_on_two_gloo_processes_equals_one_process(tmp_path: Path) 
     import torch
 
     repo = copy_tree(tmp_path / "repo")
-    recipe = "[objective.target=clustering, objective.zipf_alpha=0, 'model.overrides={drop_path: 0.0}']"
-    variants = f"variants={{one: {{set: {recipe}}}, two: {{set: {recipe}}}}}"
-    two_procs = ("scales={smoke: {resources: {pretrain: {threads: 2, mem_mb: 2000, runtime: 15, gpu: 0, "
-                 "processes: 2}}}}")
+    recipe = ["objective.target=clustering", "objective.zipf_alpha=0", "model.overrides={drop_path: 0.0}"]
+    extra = tmp_path / "variants.yaml"
+    extra.write_text(yaml.safe_dump({"variants": {"one": {"set": recipe}, "two": {"set": recipe}}}))
+    two_procs = tmp_path / "two_processes.yaml"
+    two_procs.write_text(yaml.safe_dump({"scales": {"smoke": {"resources": {"pretrain": {
+        "threads": 2, "mem_mb": 2000, "runtime": 15, "gpu": 0, "processes": 2}}}}}))
     env = environment(OMP_NUM_THREADS="1")
     target = "runs/smoke/pretrain/ptv3/nuscenes/{}/seed0/encoder.pt"
-    run(snakemake("--cores", "2", target.format("one"), "--config", "scale=smoke", variants), cwd=repo, env=env,
-        timeout=600)
-    run(snakemake("--cores", "2", target.format("two"), "--config", "scale=smoke", variants, two_procs), cwd=repo,
-        env=env, timeout=600)
+    run(snakemake("--cores", "2", target.format("one"), "--configfile", "config/config.yaml", str(extra),
+                  "--config", "scale=smoke"), cwd=repo, env=env, timeout=600)
+    run(snakemake("--cores", "2", target.format("two"), "--configfile", "config/config.yaml", str(extra),
+                  str(two_procs), "--config", "scale=smoke"), cwd=repo, env=env, timeout=600)
     log = (repo / "logs/smoke/pretrain/ptv3/nuscenes/two/seed0.log").read_text()
     provenance = yaml.safe_load((repo / target.format("two")).with_name("provenance.json").read_text())
     assert provenance["world_size"] == 2, log[-2000:]

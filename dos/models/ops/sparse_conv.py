@@ -3,7 +3,9 @@
 A convolution over active voxels is described by a neighbour map `index` [N_out, kvol]: index[o, k] is the
 input row that output o reads through kernel offset k, or -1 when that voxel is empty. Then
     out[o] = sum_k x[index[o, k]] @ weight[k]          (weight: [kvol, C_in, C_out])
-which `gather_conv` computes as one gather + one matmul per chunk of output rows.
+which `gather_conv` computes as one gather + one matmul per chunk of output rows (all kvol slots, empty ones
+included; the strided convs use it), and `PlannedConv` (SubMConv3d) over the active pairs only, grouped by
+offset (`PairPlan`, built once per voxel set): 2-5x less work where voxels have few neighbours.
 
 Kernel offsets are enumerated x-major (x slowest, z fastest): k = (dx+r)*K*K + (dy+r)*K + (dz+r) for a
 kernel of odd size K = 2r+1, and out(p) = sum_k W[k] in(p + d_k). This is what torch conv3d computes on a
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -47,8 +50,8 @@ def voxel_keys(grid_coord: Tensor, batch: Tensor) -> Tensor:
     grid_coord, batch = grid_coord.long(), batch.long()
     if len(grid_coord) == 0:
         return batch.new_zeros(0)
-    low = grid_coord.min(0).values
-    size = (grid_coord.max(0).values - low + 1).tolist()
+    low, high = torch.aminmax(grid_coord, dim=0)
+    size = (high - low + 1).tolist()
     g = grid_coord - low
     return ((batch * size[0] + g[:, 0]) * size[1] + g[:, 1]) * size[2] + g[:, 2]
 
@@ -58,10 +61,14 @@ class VoxelHash:
 
     def __init__(self, grid_coord: Tensor, batch: Tensor, margin: int = 1):
         grid_coord, batch = grid_coord.long(), batch.long()
-        self.low = (grid_coord.min(0).values if len(grid_coord) else grid_coord.new_zeros(3)) - margin
-        high = (grid_coord.max(0).values if len(grid_coord) else grid_coord.new_zeros(3)) + margin
-        self.size = (high - self.low + 1).tolist()
-        num_batches = int(batch.max()) + 1 if len(batch) else 1
+        if len(grid_coord):
+            low, high = torch.aminmax(grid_coord, dim=0)
+            # one host read for the box and the number of clouds
+            extent = torch.cat([high - low + 1 + 2 * margin, batch.max().reshape(1) + 1]).tolist()
+        else:
+            low, extent = grid_coord.new_zeros(3), [1 + 2 * margin] * 3 + [1]
+        self.low = low - margin
+        self.size, num_batches = extent[:3], extent[3]
         if num_batches * self.size[0] * self.size[1] * self.size[2] >= 2 ** 63:
             raise ValueError("voxel grid too large to hash into int64; use a coarser grid")
         keys = self.keys(grid_coord, batch)
@@ -136,6 +143,13 @@ class NeighbourMap:
     kernel_size: int
     grid_coord: Tensor   # [N_out, 3] output voxels
     batch: Tensor        # [N_out]
+    _plan: "PairPlan | None" = None
+
+    def plan(self) -> "PairPlan":
+        """The PairPlan of `index` (built on first use, then shared by every conv on this voxel set)."""
+        if self._plan is None:
+            self._plan = pair_plan(self.index, self.transposed.shape[0])
+        return self._plan
 
     @classmethod
     def submanifold(cls, grid_coord: Tensor, batch: Tensor, kernel_size: int = 3) -> NeighbourMap:
@@ -240,6 +254,116 @@ class GatherConv(torch.autograd.Function):
         return grad_x, None, grad_w, None
 
 
+class PairPlan:
+    """The active (output, input) pairs of a neighbour map, grouped by kernel offset for batched products.
+
+    Offsets with similar pair counts share a group, padded to the group's largest count (padding reads a zero
+    row, so it adds nothing): a conv then costs one gather + one bmm per group instead of a gather of all kvol
+    slots, most of them empty (a LiDAR voxel has 5-10 of its 27 neighbours). Sums over each output's (or, in the
+    backward pass, each input's) pairs go through segment sums in a fixed order: deterministic on every device.
+    What only the backward pass needs (pairs by input, output rows per group) is built on first use: a
+    no-grad teacher never pays for it.
+
+    offsets[g] [G] kernel offsets of group g; in_rows[g] / out_rows[g] [G, M] the input / output row of each
+    pair (num_inputs / num_outputs = padding); by_output [P] the rows of the flattened group results sorted by
+    output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by input row.
+    """
+
+    def __init__(self, index: Tensor, num_inputs: int, max_padding: float = 0.25, max_groups: int = 3):
+        num_outputs, kvol = index.shape
+        device = index.device
+        valid = index >= 0
+        counts = valid.sum(0).tolist()
+        order = [k for k in sorted(range(kvol), key=lambda k: -counts[k]) if counts[k] > 0]
+        groups: list[list[int]] = []
+        for k in order:
+            fits = groups and counts[k] >= (1.0 - max_padding) * counts[groups[-1][0]]
+            if fits or len(groups) == max_groups:
+                groups[-1].append(k)
+            else:
+                groups.append([k])
+        # slot of pair (o, k) in the flattened group results: start of k's row in its group + rank of o in k's pairs
+        row_start, self._spans, total = [0] * kvol, [], 0
+        for group in groups:
+            width = counts[group[0]]
+            for j, k in enumerate(group):
+                row_start[k] = total + j * width
+            self._spans.append((total, len(group), width))
+            total += len(group) * width
+        rank = torch.cumsum(valid, 0) - 1
+        out_idx, k_idx = valid.nonzero(as_tuple=True)  # row-major: sorted by output, then offset
+        self.by_output = torch.tensor(row_start, device=device)[k_idx] + rank[out_idx, k_idx]
+        self.output_lengths = valid.sum(1)
+        self._in_idx = index[out_idx, k_idx]
+        self._out_idx = out_idx
+        all_in = torch.full((total,), num_inputs, dtype=torch.long, device=device)
+        all_in[self.by_output] = self._in_idx
+        self.offsets = [torch.tensor(group, device=device) for group in groups]
+        self.in_rows = [all_in[a:a + g * w].view(g, w) for a, g, w in self._spans]
+        self.num_inputs, self.num_outputs, self._total = num_inputs, num_outputs, total
+
+    @cached_property
+    def out_rows(self) -> list[Tensor]:
+        all_out = torch.full((self._total,), self.num_outputs, dtype=torch.long, device=self.by_output.device)
+        all_out[self.by_output] = self._out_idx
+        return [all_out[a:a + g * w].view(g, w) for a, g, w in self._spans]
+
+    @cached_property
+    def by_input(self) -> Tensor:
+        return self.by_output[torch.sort(self._in_idx, stable=True).indices]
+
+    @cached_property
+    def input_lengths(self) -> Tensor:
+        return torch.bincount(self._in_idx, minlength=self.num_inputs)
+
+
+def pair_plan(index: Tensor, num_inputs: int) -> PairPlan:
+    """PairPlan of a neighbour map [N_out, kvol] (-1 = no input)."""
+    return PairPlan(index, num_inputs)
+
+
+def _planned_products(x: Tensor, rows: list[Tensor], weights: list[Tensor]) -> Tensor:
+    """Flattened per-group products x[rows_g] @ weights_g ([sum_g G*M, C_out]); padding rows read a zero row."""
+    x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
+    parts = [torch.bmm(x_padded[r], w).reshape(-1, w.shape[2]) for r, w in zip(rows, weights)]
+    return torch.cat(parts) if parts else x.new_zeros(0, weights[0].shape[2] if weights else 0)
+
+
+def _segment_sum(values: Tensor, order: Tensor, lengths: Tensor, num: int, channels: int) -> Tensor:
+    if len(order) == 0:
+        return values.new_zeros(num, channels)
+    return torch.segment_reduce(values[order], "sum", lengths=lengths, axis=0, unsafe=True)
+
+
+class PlannedConv(torch.autograd.Function):
+    """The sparse conv over a PairPlan: out = segment sums of the per-group products of the active pairs."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, plan: PairPlan) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.plan = plan
+        products = _planned_products(x, plan.in_rows, [weight[k] for k in plan.offsets])
+        return _segment_sum(products, plan.by_output, plan.output_lengths, plan.num_outputs, weight.shape[2])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        x, weight = ctx.saved_tensors
+        plan = ctx.plan
+        grad_out = grad_out.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            products = _planned_products(grad_out, plan.out_rows, [weight[k].transpose(1, 2) for k in plan.offsets])
+            grad_x = _segment_sum(products, plan.by_input, plan.input_lengths, plan.num_inputs, weight.shape[1])
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.zeros_like(weight)
+            x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
+            g_padded = torch.cat([grad_out, grad_out.new_zeros(1, grad_out.shape[1])])
+            for ks, ins, outs in zip(plan.offsets, plan.in_rows, plan.out_rows):
+                grad_w[ks] = torch.bmm(x_padded[ins].transpose(1, 2), g_padded[outs])
+        return grad_x, grad_w, None
+
+
 def gather_conv(x: Tensor, nbr: Tensor, weight: Tensor, nbr_transposed: Tensor | None = None) -> Tensor:
     """out[o] = sum_k x[nbr[o, k]] @ weight[k]; x [N_in, C_in], nbr [N_out, kvol], weight [kvol, C_in, C_out]."""
     if nbr_transposed is None:
@@ -313,7 +437,7 @@ class SubMConv3d(nn.Module):
         if select_conv_backend(x, self.backend) == "spconv":
             out = _spconv_submanifold(x, neighbours, self.weight.to(x.dtype))
         else:
-            out = gather_conv(x, neighbours.index, self.weight, neighbours.transposed)
+            out = PlannedConv.apply(x, self.weight.to(x.dtype), neighbours.plan())
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
     def extra_repr(self) -> str:
