@@ -13,6 +13,14 @@ import torch
 from dos.batching import counts_to_offset, offset_to_batch
 
 
+def row_chunks(start: int, stop: int, width: int, elements: int = 1 << 22):
+    """[a, b) row blocks of [start, stop) holding about `elements` values of `width` columns (16 MB of float32
+    by default): the bound on every N x K temporary of the objective."""
+    step = max(1, elements // max(width, 1))
+    for a in range(start, stop, step):
+        yield a, min(a + step, stop)
+
+
 @dataclass(frozen=True)
 class SegmentRows:
     """The clouds of a batch as row labels, for computing every cloud's column reductions at once.

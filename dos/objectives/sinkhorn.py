@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from dos.objectives.segments import SegmentRows, segment_rows
+from dos.objectives.segments import SegmentRows, row_chunks, segment_rows
 
 # Column mass below which fp32 underflow may have emptied a prototype's column; its mass is then taken in the
 # log domain. Entries lost to underflow are < 1.2e-38, so above this mass their relative error is < 1e-8.
@@ -93,12 +93,6 @@ def _log_column_mass(logits: torch.Tensor, log_col: torch.Tensor | None, row_max
     if log_col is not None:
         shifted += log_col[columns]
     return torch.logsumexp(shifted, dim=0)
-
-
-def _row_blocks(num_rows: int, width: int, elements: int = 1 << 22):
-    step = max(1, elements // max(width, 1))
-    for a in range(0, num_rows, step):
-        yield a, min(a + step, num_rows)
 
 
 @torch.no_grad()
@@ -182,7 +176,7 @@ def zipf_sinkhorn(logits: torch.Tensor, alpha: float, num_iters: int = 3,
     if all_reduce is not None:
         mass = all_reduce(mass)
     inverse = mass.reciprocal_()
-    for a, b in _row_blocks(kernel.shape[0], kernel.shape[1]):
+    for a, b in row_chunks(0, kernel.shape[0], kernel.shape[1]):
         kernel[a:b].mul_(inverse[clouds.ids[a:b]])
     return kernel
 
@@ -198,7 +192,7 @@ def sinkhorn_point_assignments(logits: torch.Tensor, alpha: float = 0.0, num_ite
     prior = zipf_prior(logits.shape[1], alpha, device=logits.device)
     clouds = segment_rows(logits.shape[0], segments, logits.device)
     kernel, _, v = _sinkhorn_scalings(logits, prior, num_iters, clouds, all_reduce)
-    for a, b in _row_blocks(kernel.shape[0], kernel.shape[1]):
+    for a, b in row_chunks(0, kernel.shape[0], kernel.shape[1]):
         block = kernel[a:b].mul_(v[clouds.ids[a:b]])
         block.div_(block.sum(dim=1, keepdim=True))
     return kernel

@@ -13,16 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from dos.objectives.segments import SegmentRows, segment_rows
-
-_CHUNK_ELEMENTS = 1 << 22  # row blocks of about 16 MB of float32 bound every temporary
-
-
-def _row_chunks(start: int, stop: int, width: int):
-    step = max(1, _CHUNK_ELEMENTS // max(width, 1))
-    for a in range(start, stop, step):
-        yield a, min(a + step, stop)
-
+from dos.objectives.segments import SegmentRows, row_chunks, segment_rows
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:
     """float32 for half/bfloat16/float32 input, float64 for float64 input."""
@@ -49,13 +40,13 @@ class _SoftmapKL(torch.autograd.Function):
         n, k = student_logits.shape
         dtype = _work_dtype(student_logits)
         col_max = torch.full((clouds.num, k), float("-inf"), dtype=dtype, device=student_logits.device)
-        for a, b in _row_chunks(0, n, k):
+        for a, b in row_chunks(0, n, k):
             col_max.scatter_reduce_(0, clouds.ids[a:b, None].expand(-1, k), student_logits[a:b].to(dtype),
                                     reduce="amax")
         col_max = torch.where(torch.isfinite(col_max), col_max, torch.zeros_like(col_max))
         sums = torch.zeros((clouds.num, 4 * k), dtype=dtype, device=student_logits.device)
         onehot = clouds.onehot(dtype)
-        for a, b in _row_chunks(0, n, 4 * k):
+        for a, b in row_chunks(0, n, 4 * k):
             x, t = student_logits[a:b].to(dtype), targets[a:b].to(dtype)
             # t log t with 0 log 0 = 0 (xlogy is several times slower on CPU)
             t_log_t = t * torch.where(t > 0, t, torch.ones_like(t)).log()
@@ -79,7 +70,7 @@ class _SoftmapKL(torch.autograd.Function):
         dtype = _work_dtype(student_logits)
         scale = grad_output.to(dtype) / (k * ctx.num_clouds)
         grad = torch.empty_like(student_logits)
-        for a, b in _row_chunks(0, n, k):
+        for a, b in row_chunks(0, n, k):
             block = (student_logits[a:b].to(dtype) - lse[ids[a:b]]).exp_().mul_(mass[ids[a:b]])  # (sum_i t) p_ik
             grad[a:b] = block.sub_(targets[a:b].to(dtype)).mul_(scale)
         return grad, None, None
