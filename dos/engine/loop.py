@@ -158,8 +158,10 @@ def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
     def checkpoint(step: int) -> None:
         nonlocal last_saved
         if main:
-            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, step=step, extra=checkpoint_extra)
+            # History first: a kill between the two writes leaves rows past the checkpoint's step, which the
+            # resume truncates; the other order would lose the rows of the checkpointed steps.
             history.flush()
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, step=step, extra=checkpoint_extra)
         distributed.barrier()
         last_saved = step
 
