@@ -145,3 +145,36 @@ def test_missing_root_and_tables(tmp_path):
         NuScenesReader(tmp_path / "nope")
     with pytest.raises(DatasetError, match="no info pickle, and 0 v1.0-"):
         NuScenesReader(tmp_path)
+
+
+def test_duplicate_info_tokens_are_an_error(tmp_path):
+    write_sweep(tmp_path, "a.pcd.bin", 4)
+    write_sweep(tmp_path, "b.pcd.bin", 4)
+    info = tmp_path / "nuscenes_infos_train.pkl"
+    write_info(info, [{"token": "s1", "lidar_points": {"lidar_path": "a.pcd.bin"}},
+                      {"token": "s1", "lidar_points": {"lidar_path": "b.pcd.bin"}}])
+    with pytest.raises(DatasetError, match=f"{info}: entry 1 repeats token 's1'"):
+        NuScenesReader(tmp_path)
+
+
+@pytest.mark.parametrize("table, field", [("sample", "token"), ("lidarseg", "sample_data_token"),
+                                          ("scene", "token"), ("sample_data", "token")])
+def test_duplicate_table_tokens_are_an_error(tmp_path, table, field):
+    write_tables(tmp_path, {"s1": ("scene-0001", 5, [24] * 5), "s2": ("scene-0002", 3, [24] * 3)})
+    path = tmp_path / "v1.0-mini" / f"{table}.json"
+    rows = json.loads(path.read_text())
+    rows[1][field] = rows[0][field]
+    path.write_text(json.dumps(rows))
+    with pytest.raises(DatasetError, match=f"{path}: {field} {rows[0][field]} occurs twice"):
+        NuScenesReader(tmp_path)
+
+
+def test_two_key_frames_of_one_sample_are_an_error(tmp_path):
+    write_tables(tmp_path, {"s1": ("scene-0001", 5, [24] * 5), "s2": ("scene-0001", 3, [24] * 3)})
+    path = tmp_path / "v1.0-mini/sample_data.json"
+    rows = json.loads(path.read_text())
+    for row in rows:
+        row["sample_token"] = "s1"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(DatasetError, match=f"{path}: sample s1 has two LIDAR_TOP key frames"):
+        NuScenesReader(tmp_path)

@@ -55,7 +55,7 @@ class LabelSpec:
         """Raw label ids -> int64 training ids; a raw id outside the map raises DatasetError naming `source`."""
         if self.lookup is None:
             raise DatasetError(f"{source}: label spec {self.name!r} has no raw-id map")
-        raw = np.asarray(raw).astype(np.int64, copy=False)
+        raw = check_integer(np.asarray(raw), source, "raw label ids").astype(np.int64, copy=False)
         inside = (raw >= 0) & (raw < len(self.lookup))
         valid = inside.copy()
         valid[inside] = self.known[raw[inside]]
@@ -66,7 +66,7 @@ class LabelSpec:
 
     def check_train_ids(self, ids: np.ndarray, source: str | Path) -> np.ndarray:
         """Validate labels already stored as training ids (-1 ignore, 0..C-1) and return them as int64."""
-        ids = np.asarray(ids).astype(np.int64, copy=False)
+        ids = check_integer(np.asarray(ids), source).astype(np.int64, copy=False)
         bad = (ids < self.ignore_index) | (ids >= self.num_classes)
         if bad.any():
             values = np.unique(ids[bad])
@@ -80,6 +80,15 @@ class LabelSpec:
             return None
         where = {name: GROUPS.index(group) for group, names in self.groups.items() for name in names}
         return np.array([where[name] for name in self.names], dtype=np.int64)
+
+
+def check_integer(values: np.ndarray, source: str | Path, what: str = "labels") -> np.ndarray:
+    """`values` unchanged when their dtype is an integer type. Labels and ids stored as floats are refused:
+    a cast would turn -1.0 or 255.0 ignore marks, or 2.5, into some class without a word."""
+    dtype = np.asarray(values).dtype
+    if not np.issubdtype(dtype, np.integer):
+        raise DatasetError(f"{source}: {what} have dtype {dtype}, expected an integer type")
+    return values
 
 
 def _read_yaml(text: str, source: str) -> dict:
@@ -169,11 +178,11 @@ def label_spec_from_file(path: str | Path, names_key: str = "names") -> LabelSpe
     room datasets give `names` (20 classes, stored as segment20.npy) and `names200`, `head`, `common`,
     `tail` (200 classes, segment200.npy); pass names_key="names200" for the latter.
     """
+    from dos.data.readers.files import read_text  # not at the top: dos.data.readers imports this module
+
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: label file not found")
     try:
-        data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+        data = _read_yaml(read_text(path, "label file"), str(path))
     except yaml.YAMLError as error:
         raise DatasetError(f"{path}: not valid YAML ({error})") from error
     return _spec_from_dict(data, path.parent.name or path.stem, str(path), names_key)

@@ -26,8 +26,9 @@ import yaml
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_coord, check_count, read_records, require_dir, require_file
-from dos.data.readers.mmdet3d import find_info_files, info_split_name, read_info
+from dos.data.readers.files import (check_coord, check_count, has_file, read_records, read_text, require_dir,
+                                    sorted_names)
+from dos.data.readers.mmdet3d import entry_text, find_info_files, info_split_name, read_info
 from dos.data.scan import Scan
 
 LIDAR_DIR = "samples/LIDAR_TOP"
@@ -69,14 +70,18 @@ class NuScenesReader:
     def _index_info(self, path: Path, version: str | None) -> dict[str, tuple[Path, Path | None]]:
         metainfo, entries = read_info(path)
         version = version or metainfo.get("version", DEFAULT_VERSION)
-        labelled = any(entry.get("pts_semantic_mask_path") for entry in entries)
+        if not isinstance(version, str):
+            raise DatasetError(f"{path}: metainfo version is a {type(version).__name__}, not a string")
+        masks = [entry_text(entry, ("pts_semantic_mask_path",), path, position) for position, entry in enumerate(entries)]
+        labelled = any(masks)
         scans = {}
-        for position, entry in enumerate(entries):
+        for position, (entry, mask) in enumerate(zip(entries, masks)):
             scan_id = str(entry.get("token", entry.get("sample_idx", position)))
-            lidar = (entry.get("lidar_points") or {}).get("lidar_path") or entry.get("lidar_path")
+            if scan_id in scans:
+                raise DatasetError(f"{path}: entry {position} repeats token {scan_id!r}: two scans would be one")
+            lidar = entry_text(entry, ("lidar_points.lidar_path", "lidar_path"), path, position)
             if not lidar:
                 raise DatasetError(f"{path}: entry {position} ({scan_id}) has no lidar path")
-            mask = entry.get("pts_semantic_mask_path")
             if labelled and not mask:
                 raise DatasetError(f"{path}: entry {position} ({scan_id}) has no pts_semantic_mask_path "
                                    f"in a labelled split")
@@ -86,33 +91,56 @@ class NuScenesReader:
             raise DatasetError(f"{path}: info pickle lists no scans")
         return scans
 
-    def _table(self, folder: Path, name: str) -> list[dict]:
-        path = require_file(folder / f"{name}.json", f"nuScenes table {name}.json")
+    def _table(self, folder: Path, name: str, key: str, fields: tuple[str, ...]) -> dict[str, dict]:
+        """The records of table `name` by their `key` field; each record must have `key` and `fields`, as
+        strings. A key that occurs twice is an error: one record would silently hide the other."""
+        path = folder / f"{name}.json"
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            rows = json.loads(read_text(path, f"nuScenes table {name}.json"))
+        except json.JSONDecodeError as error:
             raise DatasetError(f"{path}: not valid JSON ({error})") from error
         if not isinstance(rows, list):
             raise DatasetError(f"{path}: expected a JSON list of records")
-        return rows
+        by_key: dict[str, dict] = {}
+        first: dict[str, int] = {}
+        for position, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}: record {position} is not a JSON object")
+            for field in (key, *fields):
+                if field not in row:
+                    raise DatasetError(f"{path}: record {position} has no {field!r}")
+                if not isinstance(row[field], str):
+                    raise DatasetError(f"{path}: record {position}: {field!r} is not a string")
+            if row[key] in first:
+                raise DatasetError(f"{path}: {key} {row[key]} occurs twice (records {first[row[key]]} and {position})")
+            first[row[key]] = position
+            by_key[row[key]] = row
+        return by_key
 
     def _index_tables(self, version: str | None, split_file: str | Path | None) -> None:
         if version is None:
-            candidates = sorted(p.name for p in self.root.glob("v1.0-*") if p.is_dir())
+            candidates = sorted_names(self.root, dirs=True, prefix="v1.0-")
             if len(candidates) != 1:
                 raise DatasetError(f"{self.root}: no info pickle, and {len(candidates)} v1.0-* table folders "
                                    f"({', '.join(candidates) or 'none'}); pass version= or info=")
             version = candidates[0]
         tables = require_dir(self.root / version, "nuScenes tables")
-        scene_name = {row["token"]: row["name"] for row in self._table(tables, "scene")}
-        sample_scene = {row["token"]: scene_name.get(row["scene_token"]) for row in self._table(tables, "sample")}
-        labelled = (tables / "lidarseg.json").exists()
-        label_of = {row["sample_data_token"]: row["filename"] for row in self._table(tables, "lidarseg")} \
-            if labelled else {}
+        scene_name = {token: row["name"] for token, row in self._table(tables, "scene", "token", ("name",)).items()}
+        sample_scene = {token: scene_name.get(row["scene_token"])
+                        for token, row in self._table(tables, "sample", "token", ("scene_token",)).items()}
+        labelled = has_file(tables / "lidarseg.json", "nuScenes table lidarseg.json")
+        label_of = {token: row["filename"] for token, row in
+                    self._table(tables, "lidarseg", "sample_data_token", ("filename",)).items()} if labelled else {}
         by_scene: dict[str, dict[str, tuple[Path, Path | None]]] = {}
-        for row in self._table(tables, "sample_data"):
-            if not (row.get("is_key_frame") and row.get("filename", "").startswith(LIDAR_DIR + "/")):
+        key_frame_of: dict[str, str] = {}  # sample token -> its LIDAR_TOP key frame's token
+        sample_data = self._table(tables, "sample_data", "token", ("sample_token", "filename"))
+        for row in sample_data.values():
+            if not (row.get("is_key_frame") and row["filename"].startswith(LIDAR_DIR + "/")):
                 continue
+            if row["sample_token"] in key_frame_of:
+                raise DatasetError(f"{tables / 'sample_data.json'}: sample {row['sample_token']} has two LIDAR_TOP "
+                                   f"key frames ({key_frame_of[row['sample_token']]} and {row['token']})")
+            key_frame_of[row["sample_token"]] = row["token"]
             if labelled and row["token"] not in label_of:
                 raise DatasetError(f"{tables / 'lidarseg.json'}: no label for LIDAR_TOP key frame {row['token']}")
             label = self.root / label_of[row["token"]] if labelled else None
@@ -126,8 +154,11 @@ class NuScenesReader:
         if split_file is None:
             self._scans["all"] = {k: v for scene in sorted(by_scene) for k, v in by_scene[scene].items()}
             return
-        path = require_file(self.root / split_file, "split file")
-        splits = yaml.safe_load(path.read_text(encoding="utf-8"))
+        path = self.root / split_file
+        try:
+            splits = yaml.safe_load(read_text(path, "split file"))
+        except yaml.YAMLError as error:
+            raise DatasetError(f"{path}: not valid YAML ({error})") from error
         if not isinstance(splits, dict):
             raise DatasetError(f"{path}: a split file is a YAML mapping {{split: [scene names]}}")
         for split, scenes in splits.items():
@@ -152,7 +183,7 @@ class NuScenesReader:
         scan = Scan(name=scan_id, coord=coord, feat=points[:, 3:4] / np.float32(INTENSITY_SCALE),
                     extra={"ring": points[:, 4].astype(np.int64), "feat_names": ["intensity/255"]})
         if label_path is not None:
-            if not label_path.is_file():
+            if not has_file(label_path, "lidarseg label file"):
                 raise DatasetError(f"{label_path}: lidarseg label file missing for scan {scan_id} of "
                                    f"labelled split {split!r}")
             raw = check_count(read_records(label_path, np.uint8, 1, "lidarseg label file"), len(coord),

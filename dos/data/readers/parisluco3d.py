@@ -44,8 +44,8 @@ class ParisLuco3dReader:
         self.label_spec = label_spec_from_file(self.root / label_config) if label_config \
             else load_label_spec("parisluco3d")
         self._folders = {name: self.root / name for name in sorted_names(self.root, dirs=True)
-                         if any((self.root / name).glob("*.ply"))}
-        if any(self.root.glob("*.ply")):
+                         if sorted_names(self.root / name, ".ply")}
+        if sorted_names(self.root, ".ply"):
             self._folders[ROOT_SPLIT] = self.root
         if not self._folders:
             raise DatasetError(f"{self.root}: no .ply scans at the root or in its sub-folders")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dos.data.errors import DatasetError
-from dos.data.readers.files import require_file
+from dos.data.readers.files import read_bytes
 
 SCALAR_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -41,7 +41,7 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[dict], int]:
             continue
         if words[0] == "format" and len(words) >= 2:
             fmt = words[1]
-        elif words[0] == "element" and len(words) == 3:
+        elif words[0] == "element" and len(words) == 3 and words[2].isdigit():
             elements.append({"name": words[1], "count": int(words[2]), "properties": [], "has_list": False})
         elif words[0] == "property" and elements:
             if words[1] == "list":
@@ -60,7 +60,7 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[dict], int]:
 
 def read_ply_vertices(path: Path) -> dict[str, np.ndarray]:
     """The scalar properties of the `vertex` element of a PLY file, by name."""
-    data = require_file(path, "PLY file").read_bytes()
+    data = read_bytes(path, "PLY file")
     fmt, elements, offset = _parse_header(path, data)
     names = [element["name"] for element in elements]
     if "vertex" not in names:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dos.data.readers.files import check_coord, check_count, load_npy, require_dir
+from dos.data.readers.files import check_coord, check_count, has_file, load_ids, load_npy, require_dir
 
 
 def load_room(folder: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -20,11 +20,11 @@ def load_room(folder: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     color = check_count(load_npy(folder / "color.npy", "colours", 3), len(coord), folder / "color.npy", "colours")
     feats = [color.astype(np.float32) / np.float32(255.0)]
     extra: dict = {"feat_names": ["r", "g", "b"]}
-    if (folder / "normal.npy").exists():
+    if has_file(folder / "normal.npy", "normals"):
         normal = load_npy(folder / "normal.npy", "normals", 3)
         feats.append(check_count(normal, len(coord), folder / "normal.npy", "normals").astype(np.float32))
         extra["feat_names"] += ["nx", "ny", "nz"]
-    if (folder / "instance.npy").exists():
-        instance = load_npy(folder / "instance.npy", "instance ids", 1)
-        extra["instance"] = check_count(instance, len(coord), folder / "instance.npy", "instance ids").astype(np.int64)
+    if has_file(folder / "instance.npy", "instance ids"):
+        instance = load_ids(folder / "instance.npy", "instance ids")
+        extra["instance"] = check_count(instance, len(coord), folder / "instance.npy", "instance ids")
     return coord, np.concatenate(feats, axis=1), extra

@@ -19,7 +19,7 @@ from pathlib import Path
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_count, load_npy, require_dir, sorted_names
+from dos.data.readers.files import check_count, has_dir, has_file, load_ids, require_dir, sorted_names
 from dos.data.readers.mmdet3d import load_indoor_scene
 from dos.data.readers.pointcept import load_room
 from dos.data.scan import Scan
@@ -28,7 +28,7 @@ from dos.data.scan import Scan
 class S3disReader:
     def __init__(self, root: str | Path, layout: str | None = None):
         self.root = require_dir(Path(root), "dataset root")
-        self.layout = layout or ("mmdet3d" if (self.root / "points").is_dir() else "pointcept")
+        self.layout = layout or ("mmdet3d" if has_dir(self.root / "points", "points") else "pointcept")
         if self.layout not in ("pointcept", "mmdet3d"):
             raise DatasetError(f"{self.root}: unknown S3DIS layout {layout!r} (pointcept or mmdet3d)")
         self.label_spec = load_label_spec("s3dis")
@@ -76,8 +76,8 @@ class S3disReader:
         folder = self.root / scan_id
         coord, feat, extra = load_room(folder)
         segment_path = folder / "segment.npy"
-        if not segment_path.is_file():
+        if not has_file(segment_path, "label file"):
             raise DatasetError(f"{segment_path}: label file missing; every S3DIS split is labelled")
-        segment = check_count(load_npy(segment_path, "segment", 1), len(coord), segment_path, "labels")
+        segment = check_count(load_ids(segment_path, "labels"), len(coord), segment_path, "labels")
         return Scan(name=scan_id, coord=coord, feat=feat,
                     segment=self.label_spec.check_train_ids(segment, segment_path), extra=extra)

@@ -19,7 +19,7 @@ from pathlib import Path
 from dos.data.errors import DatasetError
 from dos.data.labels import label_spec_from_file, load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_count, load_npy, require_dir, sorted_names
+from dos.data.readers.files import check_count, has_dir, has_file, load_ids, require_dir, sorted_names
 from dos.data.readers.mmdet3d import indoor_scene_ids, load_indoor_scene
 from dos.data.readers.pointcept import load_room
 from dos.data.scan import Scan
@@ -35,7 +35,7 @@ class ScanNetReader:
         self.classes = int(classes)
         if self.classes not in (20, 200):
             raise DatasetError(f"{self.root}: ScanNet has 20 or 200 classes, not {classes}")
-        self.layout = layout or ("mmdet3d" if (self.root / "points").is_dir() else "pointcept")
+        self.layout = layout or ("mmdet3d" if has_dir(self.root / "points", "points") else "pointcept")
         if self.layout not in ("pointcept", "mmdet3d"):
             raise DatasetError(f"{self.root}: unknown ScanNet layout {layout!r} (pointcept or mmdet3d)")
         if self.layout == "mmdet3d" and self.classes != 20:
@@ -50,7 +50,7 @@ class ScanNetReader:
     def splits(self) -> list[str]:
         if self.layout == "mmdet3d":
             return list(self._mmdet3d_scenes)
-        present = [split for split in POINTCEPT_SPLITS if (self.root / split).is_dir()]
+        present = [split for split in POINTCEPT_SPLITS if has_dir(self.root / split, "split folder")]
         if not present:
             raise DatasetError(f"{self.root}: none of the split folders {', '.join(POINTCEPT_SPLITS)} exists")
         return present
@@ -69,11 +69,12 @@ class ScanNetReader:
         coord, feat, extra = load_room(folder)
         scan = Scan(name=scan_id, coord=coord, feat=feat, extra=extra)
         segment_path = folder / f"segment{self.classes}.npy"
-        if split in UNLABELLED_SPLITS and not segment_path.exists():
+        present = has_file(segment_path, "label file")
+        if split in UNLABELLED_SPLITS and not present:
             return scan
-        if not segment_path.is_file():
+        if not present:
             raise DatasetError(f"{segment_path}: label file missing for a room of labelled split {split!r}")
-        segment = check_count(load_npy(segment_path, "segment", 1), len(coord), segment_path, "labels")
+        segment = check_count(load_ids(segment_path, "labels"), len(coord), segment_path, "labels")
         scan.segment = self.label_spec.check_train_ids(segment, segment_path)
         return scan
 

@@ -19,7 +19,7 @@ import numpy as np
 from dos.data.errors import DatasetError
 from dos.data.labels import LabelSpec, label_spec_from_file, load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_coord, check_count, read_records, require_dir, sorted_names
+from dos.data.readers.files import check_coord, check_count, has_dir, has_file, read_records, require_dir, sorted_names
 from dos.data.scan import Scan
 
 UNLABELLED_SPLITS = ("test",)
@@ -38,7 +38,8 @@ class SemanticKittiReader:
         self._split_sequences = dict(self.label_spec.splits or load_label_spec("semantickitti").splits)
 
     def _present_sequences(self, split: str) -> list[str]:
-        return [seq for seq in self._split_sequences.get(split, ()) if (self.sequences_dir / seq).is_dir()]
+        return [seq for seq in self._split_sequences.get(split, ()) 
+                if has_dir(self.sequences_dir / seq, "sequence")]
 
     def splits(self) -> list[str]:
         present = [split for split in self._split_sequences if self._present_sequences(split)]
@@ -63,9 +64,10 @@ class SemanticKittiReader:
         scan = Scan(name=scan_id, coord=coord, feat=np.ascontiguousarray(points[:, 3:4]),
                     extra={"feat_names": ["remission"]})
         label_path = self.sequences_dir / seq / "labels" / f"{frame}.label"
-        if split in UNLABELLED_SPLITS and not label_path.exists():
+        present = has_file(label_path, "label file")
+        if split in UNLABELLED_SPLITS and not present:
             return scan
-        if not label_path.is_file():
+        if not present:
             raise DatasetError(f"{label_path}: label file missing for a scan of labelled split {split!r}")
         label = check_count(read_records(label_path, np.uint32, 1, "label file"), len(coord), label_path, "labels")
         raw = (label & 0xFFFF).astype(np.int64)

@@ -15,7 +15,7 @@ import numpy as np
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_coord, check_count, load_npy, require_dir, sorted_names
+from dos.data.readers.files import check_coord, check_count, has_dir, has_file, load_ids, load_npy, require_dir, sorted_names
 from dos.data.scan import Scan
 
 SPLIT_FOLDERS = {"train": "training", "val": "validation", "test": "testing"}
@@ -28,7 +28,8 @@ class WaymoReader:
         self.label_spec = load_label_spec("waymo")
 
     def splits(self) -> list[str]:
-        present = [split for split, folder in SPLIT_FOLDERS.items() if (self.root / folder).is_dir()]
+        present = [split for split, folder in SPLIT_FOLDERS.items() 
+                   if has_dir(self.root / folder, "split folder")]
         if not present:
             raise DatasetError(f"{self.root}: none of the split folders {', '.join(SPLIT_FOLDERS.values())} exists")
         return present
@@ -49,12 +50,13 @@ class WaymoReader:
         scan = Scan(name=scan_id, coord=coord, feat=strength.astype(np.float32).reshape(-1, 1),
                     extra={"feat_names": ["strength"]})
         segment_path = folder / "segment.npy"
-        if split in UNLABELLED_SPLITS and not segment_path.exists():
+        present = has_file(segment_path, "label file")
+        if split in UNLABELLED_SPLITS and not present:
             return scan
-        if not segment_path.is_file():
+        if not present:
             raise DatasetError(f"{segment_path}: label file missing for a frame of labelled split {split!r}")
-        stored = check_count(load_npy(segment_path, "segment", 1), len(coord), segment_path, "labels")
-        raw = stored.astype(np.int64) + 1  # the file holds raw - 1
+        stored = check_count(load_ids(segment_path, "labels"), len(coord), segment_path, "labels")
+        raw = stored + 1  # the file holds raw - 1
         scan.segment = self.label_spec.map_raw(raw, segment_path)
         scan.extra["raw_segment"] = raw
         return scan
