@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from dos.data.errors import DatasetError
+from dos.data.readers.files import open_file, read_text
 
 if TYPE_CHECKING:
     from dos.data.readers import Reader
@@ -82,11 +83,23 @@ def fraction_count(percent: float, num_scenes: int) -> int:
     return min(num_scenes, max(1, math.floor(percent / 100.0 * num_scenes + 0.5)))
 
 
-def scene_fractions(scan_ids: Sequence[str], percents: Sequence[float], seed: int) -> dict[float, list[str]]:
-    """{percent: sorted scan ids}, nested: a smaller percent's scenes are among every larger one's."""
+def check_subset_sizes(percents: Sequence[float] = (), points: Sequence[int] = (), shots: Sequence[int] = ()) -> None:
+    """Every requested size is valid: percents in (0, 100], points and shots >= 1. `write_subsets` calls it
+    before it reads or writes anything, so a bad `--points` never leaves half the files written."""
     for percent in percents:
         if not 0 < percent <= 100:
             raise DatasetError(f"scene fraction {percent}% is outside (0, 100]")
+    for n in points:
+        if n < 1:
+            raise DatasetError(f"limited annotations need n >= 1 points per scene, not {n}")
+    for k in shots:
+        if k < 1:
+            raise DatasetError(f"k-shot needs k >= 1, not {k}")
+
+
+def scene_fractions(scan_ids: Sequence[str], percents: Sequence[float], seed: int) -> dict[float, list[str]]:
+    """{percent: sorted scan ids}, nested: a smaller percent's scenes are among every larger one's."""
+    check_subset_sizes(percents=percents)
     if not scan_ids:
         raise DatasetError("no scenes to draw fractions from")
     counts = {percent: fraction_count(percent, len(scan_ids)) for percent in percents}
@@ -96,9 +109,7 @@ def scene_fractions(scan_ids: Sequence[str], percents: Sequence[float], seed: in
 
 def k_shot(scan_ids: Sequence[str], shots: Sequence[int], seed: int) -> dict[int, list[str]]:
     """{k: sorted scan ids of k scenes (all when fewer)}, nested across k."""
-    for k in shots:
-        if k < 1:
-            raise DatasetError(f"k-shot needs k >= 1, not {k}")
+    check_subset_sizes(shots=shots)
     chosen = _nested_prefixes(scan_ids, sorted({min(k, len(scan_ids)) for k in shots}), seed, _SHOTS)
     return {k: chosen[min(k, len(scan_ids))] for k in shots}
 
@@ -112,9 +123,7 @@ def scene_permutation(scan_id: str, segment: np.ndarray, seed: int, ignore_index
 def limited_annotations(segments: Mapping[str, np.ndarray], points: Sequence[int], seed: int,
                         ignore_index: int = -1) -> dict[int, dict[str, np.ndarray]]:
     """{n: {scan id: sorted int64 indices of n labelled points (all when fewer)}}, nested across n."""
-    for n in points:
-        if n < 1:
-            raise DatasetError(f"limited annotations need n >= 1 points per scene, not {n}")
+    check_subset_sizes(points=points)
     tables: dict[int, dict[str, np.ndarray]] = {n: {} for n in points}
     for scan_id, segment in segments.items():
         order = scene_permutation(scan_id, segment, seed, ignore_index)
@@ -133,9 +142,7 @@ def write_scene_list(path: str | os.PathLike, scan_ids: Sequence[str]) -> None:
 def read_scene_list(path: str | os.PathLike) -> list[str]:
     """Scan ids of a scene list file: one per line; blank lines and lines starting with # are skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: scene list not found")
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = [line.strip() for line in read_text(path, "scene list").splitlines()]
     ids = [scan_id for scan_id in ids if scan_id and not scan_id.startswith("#")]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{path}: scene list repeats scan ids")
@@ -157,13 +164,12 @@ def write_annotations(path: str | os.PathLike, table: Mapping[str, np.ndarray]) 
 def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{scan id: int64 point indices} of a limited-annotation file."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            table = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DatasetError(f"{path}: not a readable .npz annotation file ({error})") from error
+    with open_file(path, "annotation file") as handle:
+        try:
+            with np.load(handle, allow_pickle=False) as archive:
+                table = {key: archive[key] for key in archive.files}
+        except (ValueError, EOFError, TypeError, zipfile.BadZipFile) as error:
+            raise DatasetError(f"{path}: not a readable .npz annotation file ({error})") from error
     for scan_id, indices in table.items():
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
             raise DatasetError(f"{path}: entry {scan_id!r} is not a 1-D array of point indices")
@@ -181,12 +187,16 @@ def write_subsets(reader: Reader, split: str, out: str | os.PathLike, *, seed: i
                   percents: Sequence[float] = FRACTION_PRESETS["outdoor"], points: Sequence[int] = DEFAULT_POINTS,
                   shots: Sequence[int] = DEFAULT_SHOTS, format_name: str = "", options: Mapping | None = None,
                   log=print) -> dict:
-    """Write every subset of `split` under `out` and the manifest; return the manifest."""
+    """Write every subset of `split` under `out` and the manifest; return the manifest. Every argument and
+    every scene is checked before the first file is written."""
     from dos.data.readers import check_split
     from dos.utils.io import write_json
 
-    check_split(reader, split)
+    check_subset_sizes(percents, points, shots)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: the output is a file, not a folder")
+    check_split(reader, split)
     scan_ids = reader.scan_ids(split)
     if not scan_ids:
         raise DatasetError(f"{reader.root}: split {split!r} has no scans")

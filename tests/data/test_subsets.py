@@ -144,3 +144,34 @@ def test_cli_end_to_end(smoke_benchmark, tmp_path):
 
     bad = subprocess.run(dos + ["--out", str(tmp_path / "z"), "--split", "test"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no split 'test'" in bad.stderr
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"points": [20, 0]}, "n >= 1 points per scene, not 0"),
+    ({"points": [-5]}, "not -5"),
+    ({"shots": [0]}, "k-shot needs k >= 1, not 0"),
+    ({"percents": [10, 150]}, r"scene fraction 150% is outside \(0, 100\]"),
+])
+def test_bad_sizes_are_refused_before_any_file_is_written(rooms, tmp_path, sizes, message):
+    reader = open_reader("synthetic-rooms", rooms)
+    out = tmp_path / "out"
+    arguments = {"percents": [50], "points": [20], "shots": [2], **sizes}
+    with pytest.raises(DatasetError, match=message):
+        write_subsets(reader, "train", out, log=_quiet, **arguments)
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_cli_bad_points_writes_nothing(smoke_benchmark, tmp_path):
+    root = smoke_benchmark / "synthetic-scannet"
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "dos", "data", "subsets", str(root), "--format", "synthetic-rooms",
+                             "--out", str(out), "--points", "20", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "dos: error: limited annotations need n >= 1" in result.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_an_output_that_is_a_file_is_refused(rooms, tmp_path):
+    out = tmp_path / "subsets"
+    out.write_text("")
+    with pytest.raises(DatasetError, match=f"{out}: the output is a file, not a folder"):
+        write_subsets(open_reader("synthetic-rooms", rooms), "train", out, log=_quiet)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +269,62 @@ def test_paper_density_scans_have_real_nuscenes_size(tmp_path):
         scale_datasets("mini", "dense")
     counts = generate_lidar(tmp_path / "nu", "nuscenes", "nuscenes", 2, seed=0, frames_per_sequence=1)
     assert 25_000 <= counts["points"] / counts["scans"] <= 35_000, counts
+
+
+# -- a rerun checks every file, not only the manifest --------------------------------------------------------------
+def _damage_truncate(root: Path) -> str:
+    path = root / "synthetic-waymo/sequences/00/velodyne/000001.bin"
+    path.write_bytes(path.read_bytes()[:-16])
+    return "synthetic-waymo: not up to date (sequences/00/velodyne/000001.bin has"
+
+
+def _damage_delete(root: Path) -> str:
+    (root / "synthetic-nuscenes/sequences/01/labels/000000.label").unlink()
+    return "synthetic-nuscenes: not up to date (sequences/01/labels/000000.label is missing"
+
+
+def _damage_same_size(root: Path) -> str:
+    path = root / "synthetic-scannet/train/scene0001_00/segment20.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    return "synthetic-scannet: not up to date (train/scene0001_00/segment20.npy's content differs (sha256)"
+
+
+def _damage_stray(root: Path) -> str:
+    (root / "synthetic-parisluco/sequences/00/velodyne/000099.bin").write_bytes(b"\0" * 16)
+    return "synthetic-parisluco: not up to date (sequences/00/velodyne/000099.bin is not in the manifest"
+
+
+def _old_manifest(root: Path) -> str:
+    manifest = json.loads((root / "manifest.json").read_text())
+    for entry in manifest["datasets"].values():
+        del entry["files"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return "synthetic-semantickitti: not up to date (the manifest records no file sizes and hashes"
+
+
+@pytest.mark.parametrize("damage", [_damage_truncate, _damage_delete, _damage_same_size, _damage_stray, _old_manifest])
+def test_a_damaged_dataset_is_not_up_to_date(smoke, tmp_path, capsys, damage):
+    out = tmp_path / "bench"
+    shutil.copytree(smoke, out)
+    expected = damage(out)
+    capsys.readouterr()
+    assert dos_main(["data", "generate", "--scale", "smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert expected in printed and "; regenerating" in printed
+    assert printed.count("up to date") - printed.count("not up to date") == (0 if damage is _old_manifest else 4)
+    assert _digest(out) == _digest(smoke)  # repaired, byte for byte
+    capsys.readouterr()
+    assert dos_main(["data", "generate", "--scale", "smoke", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count(": up to date") == 5
+
+
+def test_manifest_records_every_file(smoke):
+    manifest = json.loads((smoke / "manifest.json").read_text())
+    for name, entry in manifest["datasets"].items():
+        files = {str(p.relative_to(smoke / name)): p for p in (smoke / name).rglob("*") if p.is_file()}
+        assert set(entry["files"]) == set(files)
+        for relative, path in files.items():
+            assert entry["files"][relative] == {"size": path.stat().st_size,
+                                                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

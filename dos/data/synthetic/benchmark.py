@@ -3,7 +3,8 @@
 Everything is deterministic from one seed. Each scene draws from its own numpy Generator, seeded by
 (dataset seed, sequence or room index, ...), so a scene does not depend on which scenes were generated
 before it. A dataset is built in a hidden temporary folder and renamed into place when complete; the
-manifest (manifest.json) records what each dataset folder holds, so a rerun skips up-to-date datasets.
+manifest (manifest.json) records what each dataset folder holds -- its parameters, and every file's size
+and sha256 -- so a rerun skips a dataset only when its parameters match and every file is intact.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dos import __version__
 from dos.utils.io import write_json
 
 from . import furniture, rooms, street
+from .integrity import damage, file_records
 from .lidar import PROFILES, SensorProfile, scan
 from .writers import write_kitti_scan, write_scannet_scene, write_yaml
 
@@ -176,18 +178,41 @@ def scale_datasets(scale: str, density: str = "scale") -> dict[str, dict]:
     return datasets
 
 
+def _read_manifest(path: Path, log) -> dict:
+    """The datasets of an earlier run's manifest; {} (everything is rebuilt) when it is absent or unreadable."""
+    if not path.exists():
+        return {}
+    try:
+        datasets = json.loads(path.read_text()).get("datasets", {})
+    except (OSError, ValueError, AttributeError) as error:
+        log(f"{path}: unreadable ({error}); regenerating every dataset")
+        return {}
+    return datasets if isinstance(datasets, dict) else {}
+
+
+def _stale(root: Path, previous: dict | None, spec: dict) -> list[str] | None:
+    """Why the dataset folder `root` must be rebuilt: None for a new dataset or new parameters, [] when it is
+    up to date, else what is damaged (checked file by file against the manifest)."""
+    if previous is None or previous.get("spec") != spec:
+        return None
+    if not isinstance(previous.get("files"), dict):
+        return ["the manifest records no file sizes and hashes (written by an older version)"]
+    return damage(root, previous["files"])
+
+
 def generate_benchmark(out_dir: str | os.PathLike, scale: str, seed: int = 0, *, force: bool = False,
                        log=print, density: str = "scale") -> dict:
     """Write every dataset of `scale` under out_dir/<dataset name>/ and out_dir/manifest.json.
 
-    A dataset whose manifest entry matches (same parameters, seed and generator version) and whose folder
-    exists is skipped unless `force`; any other is rebuilt in a temporary folder and swapped in.
+    A dataset whose manifest entry matches (same parameters, seed and generator version) and whose every
+    file has the recorded size and sha256 is skipped unless `force`; any other is rebuilt in a temporary
+    folder and swapped in, and what was damaged is logged.
     """
     scales = {scale: scale_datasets(scale, density)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    old = json.loads(manifest_path.read_text()).get("datasets", {}) if manifest_path.exists() else {}
+    old = _read_manifest(manifest_path, log)
     for name in old:  # datasets of another scale that this run does not keep
         if name not in scales[scale] and (out / name).is_dir():
             shutil.rmtree(out / name)
@@ -197,20 +222,24 @@ def generate_benchmark(out_dir: str | os.PathLike, scale: str, seed: int = 0, *,
     for name, params in scales[scale].items():
         spec = _spec(name, params, seed)
         root = out / name
-        previous = manifest["datasets"].get(name)
-        if not force and previous is not None and previous.get("spec") == spec and root.is_dir():
+        problems = None if force else _stale(root, manifest["datasets"].get(name), spec)
+        if problems == []:
             log(f"{name}: up to date")
             continue
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            log(f"{name}: not up to date ({shown}); regenerating")
         manifest["datasets"].pop(name, None)
         write_json(manifest_path, manifest)  # the entry goes before the folder changes
         tmp = out / f".{name}.partial"
         if tmp.exists():
             shutil.rmtree(tmp)
         counts = _generate_one(tmp, spec)
+        files = file_records(tmp)
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
-        manifest["datasets"][name] = {"spec": spec, "counts": counts}
+        manifest["datasets"][name] = {"spec": spec, "counts": counts, "files": files}
         write_json(manifest_path, manifest)
         log(f"{name}: {counts.get('scans', counts.get('rooms'))} scenes, {counts['points']} points")
     manifest["datasets"] = {name: manifest["datasets"][name] for name in scales[scale]}  # the scale's order
