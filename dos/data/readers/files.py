@@ -28,6 +28,9 @@ def _dangling(path: Path) -> DatasetError:
     return DatasetError(f"{path}: broken symbolic link (its target {target} does not exist)")
 
 
+KIND_NAMES = {"file": "file", "dir": "folder", "other": "special file (a socket, FIFO or device)"}
+
+
 def path_kind(path: Path) -> str | None:
     """"file", "dir", "other" (a socket, a device...) or None when nothing is there; a dangling symbolic
     link raises, because what it stood for is missing rather than absent by design."""
@@ -47,7 +50,7 @@ def has_dir(path: Path, what: str) -> bool:
     """Whether the optional folder `path` is present; a file (or a broken link) in its place is an error."""
     kind = path_kind(path)
     if kind not in (None, "dir"):
-        raise DatasetError(f"{path}: {what} is a {kind}, not a folder")
+        raise DatasetError(f"{path}: {what} is a {KIND_NAMES[kind]}, not a folder")
     return kind == "dir"
 
 
@@ -55,7 +58,7 @@ def has_file(path: Path, what: str) -> bool:
     """Whether the optional file `path` is present; a folder (or a broken link) in its place is an error."""
     kind = path_kind(path)
     if kind not in (None, "file"):
-        raise DatasetError(f"{path}: {what} is a {'folder' if kind == 'dir' else kind}, not a file")
+        raise DatasetError(f"{path}: {what} is a {KIND_NAMES[kind]}, not a file")
     return kind == "file"
 
 
@@ -173,5 +176,5 @@ def sorted_names(folder: Path, suffix: str = "", dirs: bool = False, prefix: str
         if kind == ("dir" if dirs else "file"):
             names.append(entry.name[: len(entry.name) - len(suffix)])
         elif suffix and not dirs:
-            raise DatasetError(f"{entry}: a {'folder' if kind == 'dir' else kind} where a {suffix} file belongs")
+            raise DatasetError(f"{entry}: a {KIND_NAMES[kind]} where a {suffix} file belongs")
     return sorted(names)

@@ -72,7 +72,8 @@ class NuScenesReader:
         version = version or metainfo.get("version", DEFAULT_VERSION)
         if not isinstance(version, str):
             raise DatasetError(f"{path}: metainfo version is a {type(version).__name__}, not a string")
-        masks = [entry_text(entry, ("pts_semantic_mask_path",), path, position) for position, entry in enumerate(entries)]
+        masks = [entry_text(entry, ("pts_semantic_mask_path",), path, position)
+                 for position, entry in enumerate(entries)]
         labelled = any(masks)
         scans = {}
         for position, (entry, mask) in enumerate(zip(entries, masks)):

@@ -38,7 +38,7 @@ class SemanticKittiReader:
         self._split_sequences = dict(self.label_spec.splits or load_label_spec("semantickitti").splits)
 
     def _present_sequences(self, split: str) -> list[str]:
-        return [seq for seq in self._split_sequences.get(split, ()) 
+        return [seq for seq in self._split_sequences.get(split, ())
                 if has_dir(self.sequences_dir / seq, "sequence")]
 
     def splits(self) -> list[str]:

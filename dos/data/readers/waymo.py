@@ -15,7 +15,8 @@ import numpy as np
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
 from dos.data.readers import check_split
-from dos.data.readers.files import check_coord, check_count, has_dir, has_file, load_ids, load_npy, require_dir, sorted_names
+from dos.data.readers.files import (check_coord, check_count, has_dir, has_file, load_ids, load_npy, require_dir,
+                                    sorted_names)
 from dos.data.scan import Scan
 
 SPLIT_FOLDERS = {"train": "training", "val": "validation", "test": "testing"}
@@ -28,7 +29,7 @@ class WaymoReader:
         self.label_spec = load_label_spec("waymo")
 
     def splits(self) -> list[str]:
-        present = [split for split, folder in SPLIT_FOLDERS.items() 
+        present = [split for split, folder in SPLIT_FOLDERS.items()
                    if has_dir(self.root / folder, "split folder")]
         if not present:
             raise DatasetError(f"{self.root}: none of the split folders {', '.join(SPLIT_FOLDERS.values())} exists")
