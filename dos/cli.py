@@ -18,6 +18,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "objective"), "dos.bench.objective", "time Zipf-Sinkhorn + softmap loss against Algorithm 1 as written"),
     (("bench", "step"), "dos.bench.step", "cost of one DOS pretraining step (steps/s, aten calls, CUDA launches and syncs), optionally against another commit"),
     (("bench", "backbone"), "dos.bench.backbone", "forward+backward throughput and peak memory of PTv3 (and Pointcept's, side by side, when given its checkout)"),
+    (("config", "check"), "dos.config.check", "validate the configs of many runs at once (the workflow's jobs, before any runs)"),
     (("convert", "pointcept"), "dos.models.convert_cli", "convert a Pointcept PT-v3m2 (Sonata) checkpoint to a dos PTv3 state dict"),
     (("data", "generate"), "dos.data.synthetic.cli", "write the synthetic benchmark in the real on-disk formats"),
     (("data", "subsets"), "dos.data.subsets", "write label-efficiency subsets: scene fractions, limited annotations, k-shot lists"),
