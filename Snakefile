@@ -4,8 +4,11 @@
 #                the benchmark figures and reports/<scale>/report.md
 #   all_tables   every table of the paper (1, 3-12; Table 2, detection, is out of scope), every figure and
 #                reports/<scale>/report_full.md
-#   results/tableN.csv (.md, .tex)   one table at the configured scale (also kept as results/<scale>/tableN.*)
-# Layout: runs/<scale>/... (one folder per training run and seed), logs/<scale>/..., results/, reports/<scale>/.
+#   results/<scale>/tableN.csv (.md, .tex)   one table at any scale
+#   results/tableN.csv (.md, .tex)   a copy of results/<configured scale>/tableN.* (rebuilt when `scale` changes)
+# Layout: runs/<scale>/... (one folder per training run and seed), logs/<scale>/..., results/<scale>/,
+# reports/<scale>/. Every rule reads its settings at its target's {scale}; `scale` only picks the default targets
+# and what results/tableN.* holds.
 
 from snakemake.utils import validate
 
@@ -26,6 +29,20 @@ include: "workflow/rules/bench.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/experiments.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/checks.smk"
+
+
+# Sub-second jobs run where snakemake runs, never through Slurm.
+localrules:
+    all,
+    all_tables,
+    table,
+    configured_table,
+    figure,
+    report,
+    report_full,
+    label_subsets,
+    synthetic_figures,
 
 
 rule all:
@@ -34,7 +51,7 @@ rule all:
         f"reports/{SCALE}/bench_objective.json",
         synthetic_outputs(SCALE),
         [table_files(n) for n in S["main_tables"]],
-        [figure_path(name) for name in figures_for(S["main_tables"])],
+        [figure_path(name, SCALE) for name in figures_for(S["main_tables"])],
         f"reports/{SCALE}/report.md",
 
 
@@ -42,5 +59,5 @@ rule all_tables:
     input:
         synthetic_outputs(SCALE),
         [table_files(n) for n in TABLES],
-        [figure_path(name) for name in figures_for(TABLES)],
+        [figure_path(name, SCALE) for name in figures_for(TABLES)],
         f"reports/{SCALE}/report_full.md",

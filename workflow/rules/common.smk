@@ -2,10 +2,16 @@
 # besides reading YAML). Overrides of a run are applied in this order (later wins): the shipped config file,
 # the scale's run_overrides (all, then <command>.all, then <command>.<domain>), the dataset (format, root, reader
 # options), the backbone (archs), the pretraining variant, then the run's own (seed, threads, subset, weights).
+# Everything a job depends on is read at the job's own scale (its {scale} wildcard); the configured `scale`
+# only picks the default targets (`all`, `all_tables`) and what results/tableN.* holds (workflow/rules/tables.smk).
 
+import os
 import shlex
+import shutil
+import sys
 
 import yaml
+from snakemake.exceptions import WorkflowError
 
 from dos.report.tables import template_runs
 
@@ -15,7 +21,7 @@ CONFIGS = {"pretrain": "dos/config/pretrain/dos_{domain}.yaml", "probe": "dos/co
 SWEPT = ("distill.mode", "distill.num_prototypes", "distill.cross_view", "objective.", "model.backbone", "seed")
 
 
-wildcard_constraints:
+WILDCARDS = dict(  # the global wildcard constraints (also used to read run paths back, experiments.smk)
     scale="smoke|mini|paper",
     arch="|".join(config["archs"]),
     data="[a-z0-9]+",
@@ -25,6 +31,11 @@ wildcard_constraints:
     subset=r"full|scenes_[0-9.]+pct|points_[0-9]+|shots_[0-9]+",
     seed=r"\d+",
     n=r"\d+",
+)
+
+
+wildcard_constraints:
+    **WILDCARDS,
 
 
 def _check_scale(name, block):
@@ -45,9 +56,8 @@ for _name, _block in config["scales"].items():
     _check_scale(_name, _block)
 
 
-def dataset(name, scale=None):
+def dataset(name, scale):
     """The scale's mapping of a paper dataset: {format, root, domain, options}."""
-    scale = scale or SCALE
     datasets = config["scales"][scale]["datasets"]
     if name not in datasets:
         raise ValueError(f"config/config.yaml: dataset {name!r} is not mapped at scale {scale!r} "
@@ -100,34 +110,60 @@ def sets(items):
     return " ".join(f"--set {shlex.quote(item)}" for item in items)
 
 
-def resource(command, key, default=None):
-    block = config["scales"][SCALE]["resources"]
+def resource(command, key, scale, default=None):
+    """scales.<scale>.resources.<command> (else .default) [key]."""
+    block = config["scales"][scale]["resources"]
     entry = block.get(command, block["default"])
     return entry[key] if default is None else entry.get(key, default)
 
 
-def processes(command):
+def processes(command, scale):
     """Training processes per node: `processes`, else one per GPU (`gpu`), at least 1."""
-    return resource(command, "processes", max(1, resource(command, "gpu")))
+    return resource(command, "processes", scale, max(1, resource(command, "gpu", scale)))
 
 
-def launcher(command):
+def require(program, why):
+    """Stop before any job when a program the rules run is not on PATH (a job would only exit 127)."""
+    if shutil.which(program) is None:
+        here = os.path.join(os.path.dirname(sys.executable), program)
+        hint = (f"it is in {os.path.dirname(sys.executable)}/, the environment of this snakemake: put that folder on "
+                "PATH (`source .venv/bin/activate`), or run `dos reproduce`" if os.path.exists(here) else
+                "activate the environment that has it (`source .venv/bin/activate`; `make reproduce` creates .venv)")
+        raise WorkflowError(f"`{program}` is not on PATH, and {why}: {hint}")
+
+
+def launcher(command, scale):
     """What a training rule runs instead of `dos`: `dos` itself for one process; torchrun with one process per
     GPU (or per `processes`, e.g. gloo on CPU) on one node; across `nodes` nodes, one torchrun per node started
     by Slurm's task launch (srun), meeting at the first node of the allocation. Rank and world size reach
-    `dos` through torchrun's environment (dos.engine.distributed.init_from_env)."""
-    procs, nodes = processes(command), resource(command, "nodes", 1)
+    `dos` through torchrun's environment (dos.engine.distributed.init_from_env). Every program it names must be
+    on PATH (checked here, so at DAG build, before any job)."""
+    procs, nodes = processes(command, scale), resource(command, "nodes", scale, 1)
+    why = f"the {command} jobs at scale {scale} run it ({procs} process(es) on {nodes} node(s))"
     if procs * nodes == 1:
         return "dos"
+    require("torchrun", why)
     if nodes == 1:
         return f"torchrun --standalone --nproc_per_node {procs} -m dos"
+    require("srun", why)
+    require("scontrol", why)
     return (f"srun --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc_per_node {procs} --rdzv_backend c10d "
             "--rdzv_id $SLURM_JOB_ID --rdzv_endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 "
             "-m dos")
 
 
-def threads_per_process(command):
-    return max(1, resource(command, "threads") // processes(command))
+TRAINING_COMMANDS = ("pretrain", "distill", "probe", "finetune")
+
+# Every rule runs `dos`; the training rules of the configured scale may run torchrun / srun too (launcher()).
+# Other scales' launchers are checked when their jobs' params are built.
+require("dos", "every rule runs the `dos` command line")
+DOS = shutil.which("dos")
+for _command in TRAINING_COMMANDS:
+    launcher(_command, SCALE)
+
+
+def threads_per_process(command, scale):
+    return max(1, resource(command, "threads", scale) // processes(command, scale))
 
 
 def synthetic_outputs(scale):
@@ -159,14 +195,15 @@ def template(n):
     return f"workflow/tables/table{n}.yaml"
 
 
-def table_inputs(n, scale=None):
-    scale = scale or SCALE
+def table_inputs(n, scale):
     block = config["scales"][scale]
     return template_runs(template(n), f"runs/{scale}", block["seeds"], list(block["datasets"]))
 
 
-def table_files(n):
-    return [f"results/table{n}.{ext}" for ext in ("csv", "md", "tex")]
+def table_files(n, scale=None):
+    """results/<scale>/tableN.{csv,md,tex}, or without a scale results/tableN.* (the configured scale's copy)."""
+    folder = f"results/{scale}" if scale else "results"
+    return [f"{folder}/table{n}.{ext}" for ext in ("csv", "md", "tex")]
 
 
 # Figures drawn from the tables: name -> (the tables it reads, `dos report figure` arguments).
@@ -190,5 +227,5 @@ def figures_for(tables):
     return [name for name, (needs, _) in FIGURES.items() if set(needs) <= set(tables)]
 
 
-def figure_path(name):
-    return f"reports/{SCALE}/figures/{name}.png"
+def figure_path(name, scale):
+    return f"reports/{scale}/figures/{name}.png"

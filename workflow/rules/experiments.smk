@@ -14,8 +14,27 @@
 import re
 
 
+# The run folders' output files, by rule (the rules' `output:`; check_run_configs() reads paths back with them).
+RUNS = {
+    "pretrain": "runs/{scale}/pretrain/{arch}/{pdata}/{variant}/seed{seed}/encoder.pt",
+    "distill": "runs/{scale}/pretrain/{arch}/{pdata}/distilled/seed{seed}/encoder.pt",
+    "probe": "runs/{scale}/probe/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
+    "finetune": "runs/{scale}/finetune/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
+    "finetune_scratch": "runs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}/metrics.json",
+    "transfer": "runs/{scale}/transfer/{target}/{run}/seed{seed}/metrics.json",
+}
+RUN_WILDCARDS = {  # the rules' own wildcard constraints, on top of common.smk's WILDCARDS
+    "pretrain": {"variant": "|".join(re.escape(name) for name in config["variants"])},
+    "transfer": {"run": "finetune/[^/]+/[^/]+/[^/]+/.+"},
+}
+
+
 def _domain(name, scale):
     return dataset(name, scale)["domain"]
+
+
+def _run_dir(path):
+    return os.path.dirname(path)
 
 
 def _training_resources(command):
@@ -23,14 +42,91 @@ def _training_resources(command):
     # workflow profile sets to 2 for local runs, also under --profile slurm. torch uses the same count
     # (train.num_threads, below), whatever Snakemake's local cap.
     # With several processes (`processes` / `gpu` > 1, see launcher()), the threads are shared between them.
-    extra = {"nodes": resource(command, "nodes", 1)} if resource(command, "nodes", 1) > 1 else {}
+    # All of it is read at the job's own scale (its {scale} wildcard).
     return dict(
-        cpus_per_task=resource(command, "threads"),
-        mem_mb=lambda w, attempt: attempt * resource(command, "mem_mb"),
-        runtime=lambda w, attempt: attempt * resource(command, "runtime"),
-        gpu=resource(command, "gpu"),
-        **extra,
+        cpus_per_task=lambda w: resource(command, "threads", w.scale),
+        mem_mb=lambda w, attempt: attempt * resource(command, "mem_mb", w.scale),
+        runtime=lambda w, attempt: attempt * resource(command, "runtime", w.scale),
+        gpu=lambda w: resource(command, "gpu", w.scale),
+        nodes=lambda w: resource(command, "nodes", w.scale, 1),
     )
+
+
+# What each training job runs: (command, config file, its --set overrides, in order), from its wildcards. The
+# rules' params and check_run_configs() both call these, so the check sees exactly what the jobs get.
+def pretrain_job(w):
+    domain = _domain(w.pdata, w.scale)
+    return "pretrain", CONFIGS["pretrain"].format(domain=domain), [
+        *scale_overrides("pretrain", domain, w.scale), *data_overrides(w.pdata, w.scale),
+        *config["archs"][w.arch]["model"], *variant_overrides(w.variant, domain, w.scale), f"seed={w.seed}",
+        f"train.num_threads={threads_per_process('pretrain', w.scale)}"]
+
+
+def distill_job(w):
+    domain = _domain(w.pdata, w.scale)
+    teacher = _run_dir(_teacher(w))
+    return "distill", CONFIGS["distill"].format(domain=domain), [
+        *scale_overrides("distill", domain, w.scale), *data_overrides(w.pdata, w.scale),
+        *config["archs"][w.arch]["student"], f"seed={w.seed}", f"teacher.pretrained={teacher}",
+        f"train.num_threads={threads_per_process('distill', w.scale)}"]
+
+
+def _segmentation_job(command, w, pretrained):
+    domain = _domain(w.data, w.scale)
+    return command, CONFIGS[command].format(domain=domain), [
+        *scale_overrides(command, domain, w.scale), *data_overrides(w.data, w.scale),
+        *config["archs"][w.arch]["model"], *subset_overrides(w.data, w.subset, w.scale),
+        f"seed={w.seed}", f"head.pretrained={pretrained}",
+        f"train.num_threads={threads_per_process(command, w.scale)}"]
+
+
+def _encoder(w):
+    """The encoder a probe / finetune job starts from."""
+    return RUNS["pretrain"].format(scale=w.scale, arch=w.arch, pdata=w.pdata, variant=w.variant, seed=w.seed)
+
+
+def _teacher(w):
+    """The encoder a distill job distills (Table 12: the default DOS PTv3 of the same data and seed)."""
+    return RUNS["pretrain"].format(scale=w.scale, arch="ptv3", pdata=w.pdata, variant="dos", seed=w.seed)
+
+
+def _transferred(w):
+    """The finetune run a transfer job evaluates."""
+    return f"runs/{w.scale}/{w.run}/seed{w.seed}/metrics.json"
+
+
+def probe_job(w):
+    return _segmentation_job("probe", w, _run_dir(_encoder(w)))
+
+
+def finetune_job(w):
+    return _segmentation_job("finetune", w, _run_dir(_encoder(w)))
+
+
+def finetune_scratch_job(w):
+    return _segmentation_job("finetune", w, "null")
+
+
+def transfer_job(w):
+    """`dos evaluate` of a finetune run: its overrides apply to the run's saved config (see check_run_configs)."""
+    return "evaluate", None, [*data_overrides(w.target, w.scale),
+                              f"train.num_threads={resource('evaluate', 'threads', w.scale)}"]
+
+
+JOBS = {"pretrain": pretrain_job, "distill": distill_job, "probe": probe_job, "finetune": finetune_job,
+        "finetune_scratch": finetune_scratch_job, "transfer": transfer_job}
+
+
+def _job_config(job):
+    return lambda w: job(w)[1]
+
+
+def _job_sets(job):
+    return lambda w: sets(job(w)[2])
+
+
+# The shell line of every `dos probe|finetune` rule (probe, finetune, finetune_scratch).
+SEGMENTATION_SHELL = "{params.launch} {params.command} {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
 
 
 rule label_subsets:
@@ -58,99 +154,81 @@ rule pretrain:
     input:
         lambda w: data_inputs(w.scale),
     output:
-        "runs/{scale}/pretrain/{arch}/{pdata}/{variant}/seed{seed}/encoder.pt",
+        RUNS["pretrain"],
     log:
         "logs/{scale}/pretrain/{arch}/{pdata}/{variant}/seed{seed}.log",
     wildcard_constraints:
-        variant="|".join(re.escape(name) for name in config["variants"]),
+        **RUN_WILDCARDS["pretrain"],
     params:
-        launch=launcher("pretrain"),
-        threads=threads_per_process("pretrain"),
-        config=lambda w: CONFIGS["pretrain"].format(domain=_domain(w.pdata, w.scale)),
-        sets=lambda w: sets([*scale_overrides("pretrain", _domain(w.pdata, w.scale), w.scale),
-                             *data_overrides(w.pdata, w.scale), *config["archs"][w.arch]["model"],
-                             *variant_overrides(w.variant, _domain(w.pdata, w.scale), w.scale), f"seed={w.seed}"]),
-    threads: resource("pretrain", "threads")
+        launch=lambda w: launcher("pretrain", w.scale),
+        config=_job_config(pretrain_job),
+        sets=_job_sets(pretrain_job),
+    threads: lambda w: resource("pretrain", "threads", w.scale)
     resources:
         **_training_resources("pretrain"),
     shell:
-        "{params.launch} pretrain {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
-        "{wildcards.variant}/seed{wildcards.seed} {params.sets} --set train.num_threads={params.threads} > {log} 2>&1"
+        "{params.launch} pretrain {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
 
 
 rule distill:
     input:
         lambda w: data_inputs(w.scale),
-        teacher="runs/{scale}/pretrain/ptv3/{pdata}/dos/seed{seed}/encoder.pt",
+        teacher=_teacher,
     output:
-        "runs/{scale}/pretrain/{arch}/{pdata}/distilled/seed{seed}/encoder.pt",
+        RUNS["distill"],
     log:
         "logs/{scale}/distill/{arch}/{pdata}/seed{seed}.log",
     params:
-        launch=launcher("distill"),
-        threads=threads_per_process("distill"),
-        config=lambda w: CONFIGS["distill"].format(domain=_domain(w.pdata, w.scale)),
-        sets=lambda w: sets([*scale_overrides("distill", _domain(w.pdata, w.scale), w.scale),
-                             *data_overrides(w.pdata, w.scale), *config["archs"][w.arch]["student"],
-                             f"seed={w.seed}"]),
-    threads: resource("distill", "threads")
+        launch=lambda w: launcher("distill", w.scale),
+        config=_job_config(distill_job),
+        sets=_job_sets(distill_job),
+    threads: lambda w: resource("distill", "threads", w.scale)
     resources:
         **_training_resources("distill"),
     shell:
-        "{params.launch} distill {params.config} --out runs/{wildcards.scale}/pretrain/{wildcards.arch}/{wildcards.pdata}/"
-        "distilled/seed{wildcards.seed} {params.sets} --set teacher.pretrained=$(dirname {input.teacher}) "
-        "--set train.num_threads={params.threads} > {log} 2>&1"
-
-
-def _segmentation_sets(command, w, pretrained):
-    domain = _domain(w.data, w.scale)
-    return sets([*scale_overrides(command, domain, w.scale), *data_overrides(w.data, w.scale),
-                 *config["archs"][w.arch]["model"], *subset_overrides(w.data, w.subset, w.scale),
-                 f"seed={w.seed}", f"head.pretrained={pretrained}"])
+        "{params.launch} distill {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
 
 
 rule probe:
     input:
         lambda w: data_inputs(w.scale),
         lambda w: subset_inputs(w.data, w.subset, w.scale),
-        encoder="runs/{scale}/pretrain/{arch}/{pdata}/{variant}/seed{seed}/encoder.pt",
+        encoder=_encoder,
     output:
-        "runs/{scale}/probe/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
+        RUNS["probe"],
     log:
         "logs/{scale}/probe/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}.log",
     params:
-        launch=launcher("probe"),
-        threads=threads_per_process("probe"),
-        config=lambda w: CONFIGS["probe"].format(domain=_domain(w.data, w.scale)),
-        sets=lambda w, input: _segmentation_sets("probe", w, os.path.dirname(input.encoder)),
-    threads: resource("probe", "threads")
+        command="probe",
+        launch=lambda w: launcher("probe", w.scale),
+        config=_job_config(probe_job),
+        sets=_job_sets(probe_job),
+    threads: lambda w: resource("probe", "threads", w.scale)
     resources:
         **_training_resources("probe"),
     shell:
-        "{params.launch} probe {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
-        "> {log} 2>&1"
+        SEGMENTATION_SHELL
 
 
 rule finetune:
     input:
         lambda w: data_inputs(w.scale),
         lambda w: subset_inputs(w.data, w.subset, w.scale),
-        encoder="runs/{scale}/pretrain/{arch}/{pdata}/{variant}/seed{seed}/encoder.pt",
+        encoder=_encoder,
     output:
-        "runs/{scale}/finetune/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
+        RUNS["finetune"],
     log:
         "logs/{scale}/finetune/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}.log",
     params:
-        launch=launcher("finetune"),
-        threads=threads_per_process("finetune"),
-        config=lambda w: CONFIGS["finetune"].format(domain=_domain(w.data, w.scale)),
-        sets=lambda w, input: _segmentation_sets("finetune", w, os.path.dirname(input.encoder)),
-    threads: resource("finetune", "threads")
+        command="finetune",
+        launch=lambda w: launcher("finetune", w.scale),
+        config=_job_config(finetune_job),
+        sets=_job_sets(finetune_job),
+    threads: lambda w: resource("finetune", "threads", w.scale)
     resources:
         **_training_resources("finetune"),
     shell:
-        "{params.launch} finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
-        "> {log} 2>&1"
+        SEGMENTATION_SHELL
 
 
 rule finetune_scratch:
@@ -158,36 +236,35 @@ rule finetune_scratch:
         lambda w: data_inputs(w.scale),
         lambda w: subset_inputs(w.data, w.subset, w.scale),
     output:
-        "runs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}/metrics.json",
+        RUNS["finetune_scratch"],
     log:
         "logs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}.log",
     params:
-        launch=launcher("finetune"),
-        threads=threads_per_process("finetune"),
-        config=lambda w: CONFIGS["finetune"].format(domain=_domain(w.data, w.scale)),
-        sets=lambda w: _segmentation_sets("finetune", w, "null"),
-    threads: resource("finetune", "threads")
+        command="finetune",
+        launch=lambda w: launcher("finetune", w.scale),
+        config=_job_config(finetune_scratch_job),
+        sets=_job_sets(finetune_scratch_job),
+    threads: lambda w: resource("finetune", "threads", w.scale)
     resources:
         **_training_resources("finetune"),
     shell:
-        "{params.launch} finetune {params.config} --out $(dirname {output}) {params.sets} --set train.num_threads={params.threads} "
-        "> {log} 2>&1"
+        SEGMENTATION_SHELL
 
 
 rule transfer:
     # Table 4, zero-shot: a model fine-tuned on one dataset evaluated on another with the same classes.
     input:
-        "runs/{scale}/{run}/seed{seed}/metrics.json",
+        _transferred,
     output:
-        "runs/{scale}/transfer/{target}/{run}/seed{seed}/metrics.json",
+        RUNS["transfer"],
     log:
         "logs/{scale}/transfer/{target}/{run}/seed{seed}.log",
     wildcard_constraints:
-        run="finetune/[^/]+/[^/]+/[^/]+/.+",
+        **RUN_WILDCARDS["transfer"],
     params:
-        sets=lambda w: sets(data_overrides(w.target, w.scale)),
-    threads: resource("evaluate", "threads")
+        sets=_job_sets(transfer_job),
+    threads: lambda w: resource("evaluate", "threads", w.scale)
     resources:
         **_training_resources("evaluate"),
     shell:
-        "dos evaluate $(dirname {input}) {params.sets} --set train.num_threads={resources.cpus_per_task} --out {output} > {log} 2>&1"
+        "dos evaluate $(dirname {input}) {params.sets} --out {output} > {log} 2>&1"

@@ -1,35 +1,50 @@
-# Tables, figures and the report of the configured scale.
+# Tables, figures and reports, per scale: results/<scale>/, reports/<scale>/ (the {scale} wildcard, so any scale
+# can be built whatever the configured one; nothing of one scale reads another's files).
 # `dos report table` reads a template (workflow/tables/tableN.yaml) and the metrics.json of every seed of every run
-# it names, and writes results/<scale>/tableN.{csv,md,tex} (kept per scale) and the same files as
-# results/tableN.{csv,md,tex} (the scale last built; every row carries its scale). Switching scales rebuilds
-# results/tableN.* (its inputs change). The report reads results/<scale>/ only, so scales never mix.
+# it names, and writes results/<scale>/tableN.{csv,md,tex}.
+# results/tableN.{csv,md,tex} (no scale in the path) are copies of the CONFIGURED scale's tables, made by
+# `configured_table` only: building another scale never changes them, and changing `scale` rebuilds them (their
+# input is another file, and the scale is a param, both of which Snakemake's rerun triggers see).
 
 
 rule table:
     input:
         template=template("{n}"),
-        runs=lambda w: table_inputs(int(w.n)),
+        runs=lambda w: table_inputs(int(w.n), w.scale),
     output:
+        multiext("results/{scale}/table{n}", ".csv", ".md", ".tex"),
+    log:
+        "logs/{scale}/tables/table{n}.log",
+    params:
+        seeds=lambda w: " ".join(map(str, config["scales"][w.scale]["seeds"])),
+        datasets=lambda w: " ".join(config["scales"][w.scale]["datasets"]),
+    shell:
+        "dos report table {input.template} --scale {wildcards.scale} --runs-root runs/{wildcards.scale} "
+        "--seeds {params.seeds} --datasets {params.datasets} --out-dir results/{wildcards.scale} > {log} 2>&1"
+
+
+rule configured_table:
+    # results/tableN.* = results/<configured scale>/tableN.*, byte for byte (every row also names its scale).
+    input:
         multiext(f"results/{SCALE}/table{{n}}", ".csv", ".md", ".tex"),
+    output:
         multiext("results/table{n}", ".csv", ".md", ".tex"),
     log:
-        f"logs/{SCALE}/tables/table{{n}}.log",
+        f"logs/{SCALE}/tables/table{{n}}_configured.log",
     params:
         scale=SCALE,
-        seeds=" ".join(map(str, S["seeds"])),
-        datasets=" ".join(S["datasets"]),
     shell:
-        "dos report table {input.template} --scale {params.scale} --runs-root runs/{params.scale} "
-        "--seeds {params.seeds} --datasets {params.datasets} --out-dir results/{params.scale} results > {log} 2>&1"
+        "(for ext in csv md tex; do cp results/{params.scale}/table{wildcards.n}.$ext results/table{wildcards.n}.$ext; "
+        "done) > {log} 2>&1"
 
 
 rule figure:
     input:
-        lambda w: [f"results/{SCALE}/table{n}.csv" for n in FIGURES[w.name][0]],
+        lambda w: [f"results/{w.scale}/table{n}.csv" for n in FIGURES[w.name][0]],
     output:
-        f"reports/{SCALE}/figures/{{name}}.png",
+        "reports/{scale}/figures/{name}.png",
     log:
-        f"logs/{SCALE}/figures/{{name}}.log",
+        "logs/{scale}/figures/{name}.log",
     wildcard_constraints:
         name="|".join(FIGURES),
     params:
@@ -38,36 +53,32 @@ rule figure:
         "dos report figure --tables {input} --out {output} {params.args} > {log} 2>&1"
 
 
-def _report_inputs(tables):
-    return [*[f"results/{SCALE}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
-            *[figure_path(name) for name in figures_for(tables)], *synthetic_outputs(SCALE)[1:]]
+def _report_inputs(tables, scale):
+    return [*[f"results/{scale}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
+            *[figure_path(name, scale) for name in figures_for(tables)], *synthetic_outputs(scale)[1:]]
 
 
 rule report:
     # The scale's main tables (scales.<scale>.main_tables). It shows every table present in results/<scale>/.
     input:
-        _report_inputs(S["main_tables"]),
+        lambda w: _report_inputs(config["scales"][w.scale]["main_tables"], w.scale),
     output:
-        f"reports/{SCALE}/report.md",
+        "reports/{scale}/report.md",
     log:
-        f"logs/{SCALE}/report.log",
-    params:
-        scale=SCALE,
+        "logs/{scale}/report.log",
     shell:
-        "dos report document --scale {params.scale} --results results/{params.scale} "
-        "--figures reports/{params.scale}/figures --out {output} > {log} 2>&1"
+        "dos report document --scale {wildcards.scale} --results results/{wildcards.scale} "
+        "--figures reports/{wildcards.scale}/figures --out {output} > {log} 2>&1"
 
 
 rule report_full:
     # Every table (the `all_tables` target).
     input:
-        _report_inputs(TABLES),
+        lambda w: _report_inputs(TABLES, w.scale),
     output:
-        f"reports/{SCALE}/report_full.md",
+        "reports/{scale}/report_full.md",
     log:
-        f"logs/{SCALE}/report_full.log",
-    params:
-        scale=SCALE,
+        "logs/{scale}/report_full.log",
     shell:
-        "dos report document --scale {params.scale} --results results/{params.scale} "
-        "--figures reports/{params.scale}/figures --out {output} > {log} 2>&1"
+        "dos report document --scale {wildcards.scale} --results results/{wildcards.scale} "
+        "--figures reports/{wildcards.scale}/figures --out {output} > {log} 2>&1"
