@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from dos.errors import DosError  # noqa: F401  (also imported from here by older modules)
+
 # (command words, module, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "gridsample"), "dos.bench.gridsample", "grid sampling of 1M points against a straightforward numpy FNV-1a hashing implementation"),
@@ -36,9 +38,6 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 
-class DosError(Exception):
-    """An error with a message meant for the user (bad input, bad config): printed without a traceback."""
-
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full command tree; only the command named by `argv` imports its module to declare its arguments."""
@@ -58,18 +57,66 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderMayLeave:
+    """A text stream that goes on silently when its reader has left (`dos pretrain ... | head`): a training
+    run must not end because nobody reads its log lines any more."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def _reader_left(self) -> None:
+        """Point the stream's file descriptor at /dev/null, so that its unwritten buffer (flushed again at
+        exit) cannot fail later."""
+        import os
+
+        self._gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _os_error_message(error: OSError) -> str:
+    where = error.filename if error.filename is not None else "dos"
+    return f"{where}: {error.strerror or error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(args._module)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)
     try:
         return int(module.run(args) or 0)
     except DosError as error:
         print(f"dos: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `dos ... | head`: the reader left; not an error of ours
-        sys.stderr.close()
-        return 0
+    except OSError as error:  # permissions, full disk, a folder where a file was expected, ...: name the file
+        print(f"dos: error: {_os_error_message(error)}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -71,11 +72,13 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
     if annotation is float:
         if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e30 as a string: accept what float() accepts
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
-                pass
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -134,24 +137,70 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last one)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's top-level mapping; a missing, unreadable, binary, empty or invalid file (or one with a
+    duplicate key) is a ConfigError naming it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file, expected a YAML config file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the config file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
 
 
+def _override_of(key: str, overrides: list[str]) -> str | None:
+    """The --set item that gave `key` (or a value inside it), if any: the error is then the override's."""
+    for item in reversed(overrides):
+        target = item.split("=", 1)[0].strip()
+        if target == key or target.startswith(f"{key}.") or key.startswith(f"{target}."):
+            return item
+    return None
+
+
 def load_config(schema: type[T], path: str | Path, overrides: list[str] = ()) -> T:
-    data = apply_overrides(load_yaml(path), list(overrides))
+    overrides = list(overrides)
+    try:
+        data = apply_overrides(load_yaml(path), overrides)
+    except ConfigError as error:
+        raise ConfigError(f"{error}" if str(error).startswith(str(path)) else f"--set: {error}") from None
     try:
         return from_dict(schema, data)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        key = str(error).split(":", 1)[0]
+        item = _override_of(key, overrides)
+        source = f"{path} with --set {item}" if item else str(path)
+        raise ConfigError(f"{source}: {error}") from None

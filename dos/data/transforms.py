@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from dos.batching import pack_keys
+from dos.config.ranges import check_ranges
 
 
 def _uniform(generator: torch.Generator, low: float, high: float, size=()) -> torch.Tensor:
@@ -45,6 +46,12 @@ class SpatialAugment:
     jitter_sigma: float = 0.005
     jitter_clip: float = 0.02
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("scale",), nonnegative=("rotate", "jitter_sigma", "jitter_clip"),
+                     probability=("flip",))
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale must be (low, high) with low <= high, got {self.scale}")
+
     def __call__(self, coord: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         out = rotate_z(coord, float(_uniform(generator, -self.rotate, self.rotate)))
         out = out * float(_uniform(generator, *self.scale))
@@ -66,6 +73,9 @@ class PhotometricAugment:
     brightness: float = 0.1
     contrast: float = 0.1
     noise_sigma: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_ranges(self, nonnegative=("channels", "brightness", "contrast", "noise_sigma"))
 
     def __call__(self, feat: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if not self.channels:

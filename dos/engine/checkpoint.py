@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dos.utils.io import save_torch
+from dos.utils.io import load_torch, save_torch
 
 
 def rng_state() -> dict[str, Any]:
@@ -39,4 +39,4 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch(path, "checkpoint")

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from dos.config.schema import to_dict
+from dos.errors import DosError
 from dos.utils.io import write_json, write_text
+from dos.config.ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class DataConfig:
     cache: bool = True                      # keep decoded scenes in memory
     coord_in_feat: bool = True              # network input = [xyz, features] (PTv3 convention)
 
+    def __post_init__(self) -> None:
+        check_ranges(self, nonnegative=("max_scenes",))
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -40,11 +45,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in ("ptv3", "spunet"):
             raise ValueError(f"backbone must be ptv3 or spunet, got {self.backbone!r}")
+        check_ranges(self, nonnegative=("supervision_stage",))
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file")
-    parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    parser.add_argument("--out", required=True,
+                        help="run folder: new, empty, or a run of this command with the same settings (resumed)")
+    parser.add_argument("--restart-if-changed", action="store_true",
+                        help="when --out holds a run of other settings, discard it and start afresh (what the "
+                             "workflow does when a job's params changed) instead of refusing")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set objective.zipf_alpha=0 (repeatable)")
 
@@ -78,16 +88,23 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def write_run_records(out_dir: Path, config: Any, command: str, extra: dict[str, Any] | None = None) -> None:
-    """The resolved config (YAML) and the provenance (commit, versions, config hash, seed, device) of a run."""
+def write_run_records(out_dir: Path, config: Any, command: str, extra: dict[str, Any] | None = None,
+                      resumed: bool = False) -> None:
+    """The resolved config (YAML) and the provenance (commit, versions, config hash, seed, device) of a run.
+
+    A resumed run keeps the records of its first invocation (its identity is the same, see run_folder.py);
+    `RunStart.write_summary` adds the commit and command line of the invocations that finished it."""
     import yaml
 
     from dos.utils.provenance import config_hash, environment
 
     data = to_dict(config)
+    provenance_path = out_dir / "provenance.json"
+    if resumed and provenance_path.is_file() and (out_dir / "config.yaml").is_file():
+        return
     write_text(out_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
-    write_json(out_dir / "provenance.json", {"command": command, "config_hash": config_hash(data),
-                                              "seed": data.get("seed"), **environment(), **(extra or {})})
+    write_json(provenance_path, {"command": command, "config_hash": config_hash(data),
+                                 "seed": data.get("seed"), **environment(), **(extra or {})})
 
 
 def data_fingerprint(dataset: Any) -> str:
@@ -137,16 +154,94 @@ class RunStart:
     world: int
     device: torch.device
     timer: Timer
+    folder: Any = None              # dos.engine.run_folder.RunFolder
+    resumed: bool = False           # set by `record`: the folder continues a run of the same identity
+
+    def record(self, inputs: dict[str, str], extra: dict[str, Any] | None = None) -> None:
+        """After every check has passed: claim the run folder for this identity (config + input hashes;
+        refusing, or discarding with --restart-if-changed, a run of other settings), then write the records."""
+        from dos.engine import distributed
+
+        main = distributed.is_main()
+        self.resumed = self.folder.claim(to_dict(self.config), inputs, main=main)
+        if main:
+            import sys
+
+            write_run_records(self.out, self.config, " ".join(sys.argv), {**(extra or {}), "inputs": inputs},
+                              resumed=self.resumed)
+        distributed.barrier()
+
+    def finished(self, result: Any, outputs: list[str]) -> bool:
+        """True when this invocation found the run complete with all its outputs: nothing is rewritten."""
+        done = result.steps_done == 0 and all((self.out / name).is_file() for name in [*outputs, "summary.json"])
+        if done:
+            print(f"[{self.folder.command}] {self.out} is complete; nothing rewritten", flush=True)
+        return done
+
+    def write_summary(self, result: Any, outputs: list[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """summary.json: wall time and peak memory accumulated over every invocation of the run (up to the last
+        checkpoint of interrupted ones), and the sha256 of each output, which downstream commands verify."""
+        from dos.utils.provenance import file_hash
+
+        seconds = self.timer.seconds()
+        summary = {"total_steps": result.start_step + result.steps_done,
+                   "wall_seconds": result.wall_seconds(seconds),
+                   "peak_memory_bytes": result.peak_memory(peak_memory_bytes(self.device)),
+                   "invocation_wall_seconds": seconds, "resumed_at_step": result.start_step,
+                   "device": str(self.device), "outputs": {name: file_hash(self.out / name) for name in outputs},
+                   **(extra or {})}
+        if result.start_step > 0:
+            import json
+
+            from dos.utils.provenance import environment
+
+            path = self.out / "provenance.json"
+            try:
+                provenance = json.loads(path.read_text())
+            except (OSError, ValueError):
+                provenance = None
+            if isinstance(provenance, dict):
+                env = environment()
+                provenance.setdefault("resumed_by", []).append({"at_step": result.start_step,
+                                                                "git_commit": env["git_commit"], "argv": env["argv"]})
+                write_json(path, provenance)
+        write_json(self.out / "summary.json", summary)
+        return summary
 
 
-def start_run(schema: type, args: argparse.Namespace) -> RunStart:
-    """Validate the config (before any work), join the process group, seed, pick the device, start the clock."""
+def start_run(schema: type, args: argparse.Namespace, command: str) -> RunStart:
+    """Validate the config and the --out folder (before any work or write), join the process group, seed,
+    pick the device, start the clock."""
     from dos.config.schema import load_config
     from dos.engine import distributed
+    from dos.engine.run_folder import RunFolder
 
+    timer = Timer()
     config = load_config(schema, args.config, args.overrides)
+    folder = RunFolder(args.out, command, restart_if_changed=getattr(args, "restart_if_changed", False))
     rank, world = distributed.init_from_env()
     if config.train.batch_size % world:
-        raise ValueError(f"train.batch_size {config.train.batch_size} must be divisible by the {world} ranks")
+        raise DosError(f"train.batch_size {config.train.batch_size} must be divisible by the {world} ranks")
     device = setup_torch(config.seed, config.train.num_threads)
-    return RunStart(config=config, out=Path(args.out), rank=rank, world=world, device=device, timer=Timer())
+    return RunStart(config=config, out=Path(args.out), rank=rank, world=world, device=device, timer=timer,
+                    folder=folder)
+
+
+def input_hashes(data: "DataConfig", dataset: Any, **weights: str | Path | None) -> dict[str, str]:
+    """The hashes of what a run consumes: the data fingerprint, the scene-list / annotation files, and the
+    given weight files (each verified against the summary of the run that wrote it, when there is one)."""
+    from dos.engine.run_folder import verified_output
+    from dos.utils.provenance import file_hash
+
+    inputs = {"data": data_fingerprint(dataset)}
+    for name in ("scenes", "annotations"):
+        path = getattr(data, name)
+        if path:
+            try:
+                inputs[name] = file_hash(path)
+            except OSError as error:
+                raise DosError(f"data.{name} {path}: cannot read ({error.strerror})") from None
+    for name, path in weights.items():
+        if path:
+            inputs[name] = verified_output(Path(path))
+    return inputs

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,13 +184,14 @@ def load_teacher(config: DistillRunConfig, in_channels: int) -> nn.Module:
     """The frozen teacher encoder (eval mode, no gradient), up-casting to `loss.stage`."""
     from dos.cli import DosError
     from dos.engine.models import build_backbone, load_pretrained_backbone
+    from dos.utils.io import load_torch
 
     source = config.teacher
     if not source.pretrained:
         raise DosError("teacher.pretrained: the dos pretrain run folder (or encoder.pt) of the teacher is required")
     path = teacher_weights_file(config)
     if path.is_file():
-        pretrained_channels = torch.load(path, map_location="cpu", weights_only=False).get("in_channels")
+        pretrained_channels = load_torch(path, "pretrained encoder").get("in_channels")
         if pretrained_channels not in (None, in_channels):
             raise DosError(f"{path}: the teacher was pretrained on {pretrained_channels} input channels, this data "
                            f"gives {in_channels} (data.format / data.coord_in_feat differ from its pretraining)")
@@ -222,14 +222,13 @@ def build_distiller(config: DistillRunConfig, in_channels: int, teacher_channels
 
 def run(args: argparse.Namespace) -> int:
     from dos.engine import distributed
-    from dos.engine.common import (data_fingerprint, input_channels, open_dataset, peak_memory_bytes, start_run,
-                                   to_device, write_run_records)
+    from dos.engine.common import input_channels, input_hashes, open_dataset, start_run, to_device
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
-    from dos.utils.io import save_torch, write_json
+    from dos.utils.io import save_torch
 
-    start = start_run(DistillRunConfig, args)
+    start = start_run(DistillRunConfig, args, "distill")
     config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
                                                start.timer)
     dataset = open_dataset(config.data, config.data.train_split)
@@ -244,13 +243,10 @@ def run(args: argparse.Namespace) -> int:
     optimizer = build_optimizer(model, config.optim, blocks_per_stage(backbone))
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    if distributed.is_main():
-        from dos.utils.provenance import file_hash
-
-        teacher_file = teacher_weights_file(config)
-        write_run_records(out, config, " ".join(sys.argv), {
-            "data_fingerprint": data_fingerprint(dataset), "world_size": world, "total_steps": total,
-            "teacher_weights": str(teacher_file), "teacher_weights_sha256": file_hash(teacher_file)})
+    teacher_file = teacher_weights_file(config)
+    inputs = input_hashes(config.data, dataset, teacher=teacher_file)
+    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total,
+                          "teacher_weights": str(teacher_file), "teacher_weights_sha256": inputs["teacher"]})
     batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
     loader_state: dict = {}
     autocast = device.type == "cuda" and config.train.bf16
@@ -277,14 +273,13 @@ def run(args: argparse.Namespace) -> int:
         stats.update(lr=lr, weight_decay=wd)
         return loss, stats
 
-    train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-               step_fn=step_fn, label="distill")
-    if distributed.is_main():
+    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
+                        step_fn=step_fn, label="distill", started_at=timer.start)
+    if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
         state = backbone.state_dict()
         save_torch(out / "encoder.pt", {"student": state, "teacher": state,  # no EMA: the same weights
                                         "model_config": dataclasses.asdict(config.student),
                                         "in_channels": in_channels, "distilled_from": str(config.teacher.pretrained)})
-        write_json(out / "summary.json", {"total_steps": total, "wall_seconds": timer.seconds(),
-                                          "peak_memory_bytes": peak_memory_bytes(device), "device": str(device)})
+        start.write_summary(result, ["encoder.pt"])
     distributed.shutdown()
     return 0

@@ -37,19 +37,25 @@ def run(args: argparse.Namespace) -> int:
     from dos.config.schema import load_config
     from dos.data.errors import DatasetError
     from dos.engine.common import setup_torch
+    from dos.engine.run_folder import IDENTITY_FILE, RUN_FILES, verified_output
     from dos.engine.segmentation import SegmentationRunConfig, build_model, evaluate_model, open_split
-    from dos.utils.io import write_json
+    from dos.utils.io import load_torch, write_json
 
     run_dir = Path(args.run)
     for name in ("config.yaml", "model.pt"):
         if not (run_dir / name).is_file():
             raise DosError(f"{run_dir / name}: missing; is {run_dir} a finished dos probe / finetune run?")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or (out.name in RUN_FILES and (out.parent / IDENTITY_FILE).is_file())):
+        raise DosError(f"--out {out}: " + ("is a folder; give a JSON file path" if out.is_dir() else
+                                           "would overwrite a record of the run in that folder; give another name"))
+    verified_output(run_dir / "model.pt")
     trained = load_config(SegmentationRunConfig, run_dir / "config.yaml")
     config = load_config(SegmentationRunConfig, run_dir / "config.yaml", args.overrides)
     config = dataclasses.replace(config, eval=dataclasses.replace(
         config.eval, fragments=args.fragments or config.eval.fragments, tta=args.tta or config.eval.tta))
     device = setup_torch(config.seed, config.train.num_threads)
-    saved = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    saved = load_torch(run_dir / "model.pt", "trained model")
     config = dataclasses.replace(config, head=dataclasses.replace(config.head, pretrained=None))
     model = build_model(config, saved["mode"], saved["in_channels"], saved["num_classes"])
     model.load_state_dict(saved["state_dict"])
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     metrics.update(split=split, fragments=config.eval.fragments, tta=config.eval.tta, run=str(run_dir))
     if args.overrides:
         metrics.update(data_format=config.data.format, data_root=str(config.data.root), overrides=args.overrides)
-    out = Path(args.out) if args.out else run_dir / f"metrics_{split}.json"
+    out = out or run_dir / f"metrics_{split}.json"
     write_json(out, metrics)
     print(f"[evaluate] {split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}  "
           f"allAcc {100 * metrics['allacc']:.2f} -> {out}")

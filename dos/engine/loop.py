@@ -30,6 +30,7 @@ from dos.cli import DosError
 from dos.engine import distributed
 from dos.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from dos.utils.io import write_text
+from dos.config.ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,25 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_ranges(self, nonnegative=("max_steps", "num_threads", "num_workers"))
 
 
 StepFn = Callable[[int, float], tuple[torch.Tensor, dict[str, "float | torch.Tensor"]]]
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """What one `train_loop` call did, and the work of the run's earlier (interrupted) invocations."""
+    start_step: int            # the step this call resumed at (0: fresh)
+    steps_done: int            # steps run by this call (0: the run was already complete)
+    prior_seconds: float       # wall time of the earlier invocations, up to their last checkpoint
+    prior_peak_memory: int     # their peak memory (bytes)
+
+    def wall_seconds(self, this_invocation: float) -> float:
+        return self.prior_seconds + this_invocation
+
+    def peak_memory(self, this_invocation: int) -> int:
+        return max(self.prior_peak_memory, this_invocation)
 
 
 class _PendingRows:
@@ -133,14 +150,25 @@ def _tensorboard(out_dir: Path, purge_step: int):
 
 def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
                config: TrainConfig, step_fn: StepFn, after_step: Callable[[int, float], None] | None = None,
-               checkpoint_extra: dict | None = None, label: str = "train") -> int:
-    """Run steps [resume, total_steps); returns the number of steps done by this call."""
+               checkpoint_extra: dict | None = None, label: str = "train",
+               started_at: float | None = None) -> LoopResult:
+    """Run steps [resume, total_steps). `started_at` (time.perf_counter() when the command started) makes
+    the checkpoints record the run's accumulated wall time and peak memory, returned for its summary."""
+    from dos.engine.common import peak_memory_bytes
+
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
     main = distributed.is_main()
     start = 0
+    prior = {"seconds": 0.0, "peak_memory_bytes": 0}
+    started_at = time.perf_counter() if started_at is None else started_at
+    device = next(iter(model.parameters()), torch.empty(0)).device
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
+        if int(state["step"]) > total_steps:
+            raise DosError(f"{ckpt_path}: the checkpoint is at step {int(state['step'])}, beyond this run's "
+                           f"{total_steps} steps; it belongs to a longer run")
+        prior.update(state.get("extra", {}).get("ledger", {}))
         model.load_state_dict(state["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
@@ -150,18 +178,21 @@ def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
             print(f"[{label}] resuming from {ckpt_path} at step {start}/{total_steps}", flush=True)
     history = History(out_dir / "history.csv")
     history.truncate(start)
-    writer = _tensorboard(out_dir, start) if main else None
+    writer = _tensorboard(out_dir, start) if main and start < total_steps else None
     interactive = sys.stderr.isatty()
     last_saved = start
     tic = time.perf_counter()
 
     def checkpoint(step: int) -> None:
         nonlocal last_saved
+        ledger = {"seconds": prior["seconds"] + time.perf_counter() - started_at,
+                  "peak_memory_bytes": max(int(prior["peak_memory_bytes"]), peak_memory_bytes(device))}
         if main:
             # History first: a kill between the two writes leaves rows past the checkpoint's step, which the
             # resume truncates; the other order would lose the rows of the checkpointed steps.
             history.flush()
-            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, step=step, extra=checkpoint_extra)
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, step=step,
+                            extra={**(checkpoint_extra or {}), "ledger": ledger})
         distributed.barrier()
         last_saved = step
 
@@ -216,4 +247,5 @@ def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
         writer.close()
     if start == total_steps and main:
         print(f"[{label}] already complete ({total_steps} steps)", flush=True)
-    return total_steps - start
+    return LoopResult(start_step=start, steps_done=total_steps - start, prior_seconds=float(prior["seconds"]),
+                      prior_peak_memory=int(prior["peak_memory_bytes"]))

@@ -9,17 +9,28 @@ from torch import nn
 
 from dos.cli import DosError
 from dos.engine.common import ModelConfig
+from dos.utils.io import load_torch
 
 
 def build_backbone(config: ModelConfig, in_channels: int, enc_mode: bool) -> nn.Module:
-    """PTv3 or SPUNet from `config`; `enc_mode` (encoder only, no decoder) is set by the caller for both."""
+    """PTv3 or SPUNet from `config`; `enc_mode` (encoder only, no decoder) is set by the caller for both.
+    An unknown model config or override key, or an inconsistent architecture, is a DosError."""
+    import inspect
+
     if config.backbone == "ptv3":
-        from dos.models.ptv3 import ptv3_from_config
-
-        return ptv3_from_config(config.config, in_channels=in_channels, enc_mode=enc_mode, **config.overrides)
-    from dos.models.spunet import spunet_from_config
-
-    return spunet_from_config(config.config, in_channels=in_channels, enc_mode=enc_mode, **config.overrides)
+        from dos.models.ptv3 import PointTransformerV3 as network, ptv3_from_config as build
+    else:
+        from dos.models.spunet import SPUNet as network, spunet_from_config as build
+    accepted = set(inspect.signature(network).parameters) - {"in_channels", "enc_mode"}
+    unknown = sorted(set(config.overrides) - accepted)
+    if unknown:
+        raise DosError(f"model.overrides: unknown key(s) {unknown} for {config.backbone}; known: {sorted(accepted)}")
+    try:
+        return build(config.config, in_channels=in_channels, enc_mode=enc_mode, **config.overrides)
+    except FileNotFoundError as error:
+        raise DosError(f"model.config {config.config!r}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise DosError(f"model (config {config.config!r}, overrides {config.overrides}): {error}") from None
 
 
 def blocks_per_stage(backbone: nn.Module) -> list[int] | None:
@@ -47,7 +58,7 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path, which: str =
         path = path / "encoder.pt"
     if not path.is_file():
         raise DosError(f"{path}: pretrained weights not found (expected a dos pretrain run folder or encoder.pt)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path, "pretrained encoder")
     if "model" in state:  # a full pretraining checkpoint
         prefix = f"{which}.encoder.backbone."
         state = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}

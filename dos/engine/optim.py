@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from dos.config.ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class OptimConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 < self.layer_decay <= 1:
             raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        check_ranges(self, nonnegative=("weight_decay_start", "weight_decay_end", "grad_clip"),
+                     probability=("warmup", "final_lr_fraction", "betas"))
 
 
 _STAGE_BLOCK = re.compile(r"enc_stages\.(\d+)\.(\d+)\.")

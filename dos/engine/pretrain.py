@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -88,20 +87,25 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
 
     # PTv3 or SPUNet (Table 12's "DOS" row: SPUNet self-distilled with the same recipe); both expose the stages
     # PTv3Encoder up-casts, and SPUNet takes the naive/token_jitter mask token at its stem output.
+    from dos.errors import DosError
+
     backbone = build_backbone(config.model, in_channels, enc_mode=True)
-    return DOSPretrainer(PTv3Encoder(backbone, config.model.supervision_stage), config.distill, config.objective)
+    try:
+        encoder = PTv3Encoder(backbone, config.model.supervision_stage)
+    except ValueError as error:
+        raise DosError(f"model.{error} (model config {config.model.config!r})") from None
+    return DOSPretrainer(encoder, config.distill, config.objective)
 
 
 def run(args: argparse.Namespace) -> int:
     from dos.engine import distributed
-    from dos.engine.common import (data_fingerprint, input_channels, open_dataset, peak_memory_bytes, start_run,
-                                   to_device, write_run_records)
+    from dos.engine.common import input_channels, input_hashes, open_dataset, start_run, to_device
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
-    from dos.utils.io import save_torch, write_json
+    from dos.utils.io import save_torch
 
-    start = start_run(PretrainRunConfig, args)
+    start = start_run(PretrainRunConfig, args, "pretrain")
     config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
                                                start.timer)
     dataset = open_dataset(config.data, config.data.train_split)
@@ -114,9 +118,8 @@ def run(args: argparse.Namespace) -> int:
     optimizer = build_optimizer(model, config.optim, blocks_per_stage(backbone))
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    if distributed.is_main():
-        write_run_records(out, config, " ".join(sys.argv), {"data_fingerprint": data_fingerprint(dataset),
-                                                           "world_size": world, "total_steps": total})
+    inputs = input_hashes(config.data, dataset)
+    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total})
     batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
     loader_state: dict = {}
     autocast = device.type == "cuda" and config.train.bf16
@@ -146,13 +149,12 @@ def run(args: argparse.Namespace) -> int:
         stats.update(lr=lr, weight_decay=wd, teacher_temp=teacher_temp, momentum=momentum)
         return loss, stats
 
-    train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-               step_fn=step_fn, label="pretrain")
-    if distributed.is_main():
+    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
+                        step_fn=step_fn, label="pretrain", started_at=timer.start)
+    if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
         encoders = {which: getattr(model, which)["encoder"].backbone.state_dict() for which in ("student", "teacher")}
         save_torch(out / "encoder.pt", {**encoders, "model_config": dataclasses.asdict(config.model),
                                         "in_channels": in_channels})
-        write_json(out / "summary.json", {"total_steps": total, "wall_seconds": timer.seconds(),
-                                          "peak_memory_bytes": peak_memory_bytes(device), "device": str(device)})
+        start.write_summary(result, ["encoder.pt"])
     distributed.shutdown()
     return 0

@@ -14,7 +14,6 @@ metrics.json is written (whole-split confusion matrix; mIoU, mAcc, allAcc, per-c
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +23,7 @@ from dos.data.transforms import PhotometricAugment, SpatialAugment
 from dos.engine.common import DataConfig, ModelConfig
 from dos.engine.loop import TrainConfig
 from dos.engine.optim import OptimConfig
+from dos.config.ranges import check_ranges
 
 MODES = ("probe", "finetune")
 
@@ -38,6 +38,7 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.weights not in ("teacher", "student"):
             raise ValueError(f"weights must be teacher or student, got {self.weights!r}")
+        check_ranges(self, positive=("grid_size",))
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class EvalConfig:
     fragments: bool = False         # predict every grid fragment and vote (covers every point)
     tta: bool = False               # test-time augmentation (rotations x scales x flips) with voting
     max_points_per_call: int = 0    # pack point sets up to this size per network call; 0 = one at a time
+
+    def __post_init__(self) -> None:
+        check_ranges(self, nonnegative=("max_points_per_call",))
 
 
 @dataclass(frozen=True)
@@ -183,14 +187,13 @@ def open_split(config: SegmentationRunConfig, split: str, labelled_subset: bool)
 
 def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     from dos.engine import distributed
-    from dos.engine.common import (data_fingerprint, input_channels, peak_memory_bytes, seed_from, start_run, to_device,
-                                   write_run_records)
+    from dos.engine.common import input_channels, input_hashes, peak_memory_bytes, seed_from, start_run, to_device
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.utils.io import save_torch, write_json
 
-    start = start_run(SegmentationRunConfig, args)
+    start = start_run(SegmentationRunConfig, args, mode)
     config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
                                                start.timer)
     train_set = open_split(config, config.data.train_split, labelled_subset=True)
@@ -204,9 +207,8 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     batch = config.train.batch_size
     steps_per_epoch = max(1, len(train_set) // batch)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    if distributed.is_main():
-        write_run_records(out, config, " ".join(sys.argv), {"mode": mode, "world_size": world, "total_steps": total,
-                                                           "data_fingerprint": data_fingerprint(train_set)})
+    inputs = input_hashes(config.data, train_set, pretrained=config.head.pretrained)
+    start.record(inputs, {"mode": mode, "world_size": world, "total_steps": total, "data_fingerprint": inputs["data"]})
     cache = _cached_features(model.to(device), train_set, config) if (mode == "probe" and
                                                                       config.head.cache_features) else None
     loss_fn = nn.CrossEntropyLoss(ignore_index=train_set.ignore_index)
@@ -238,16 +240,17 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
         stats = backward_and_step(loss, optimizer, trainable, config.optim.grad_clip)
         return loss, {"lr": lr, "weight_decay": wd, **stats}
 
-    train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-               step_fn=step_fn, label=mode)
-    if distributed.is_main():
+    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
+                        step_fn=step_fn, label=mode, started_at=timer.start)
+    if distributed.is_main() and not start.finished(result, ["model.pt", "metrics.json"]):
         val_set = open_split(config, config.data.val_split, labelled_subset=False)
         metrics = evaluate_model(model, val_set, config, device)
         save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": in_channels,
                                       "num_classes": train_set.num_classes})
-        metrics.update(split=config.data.val_split, mode=mode, wall_seconds=timer.seconds(),
-                       peak_memory_bytes=peak_memory_bytes(device), seed=config.seed)
+        metrics.update(split=config.data.val_split, mode=mode, wall_seconds=result.wall_seconds(timer.seconds()),
+                       peak_memory_bytes=result.peak_memory(peak_memory_bytes(device)), seed=config.seed)
         write_json(out / "metrics.json", metrics)
+        start.write_summary(result, ["model.pt", "metrics.json"])
         print(f"[{mode}] {config.data.val_split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}"
               f"  allAcc {100 * metrics['allacc']:.2f}  -> {out / 'metrics.json'}", flush=True)
     distributed.shutdown()

@@ -28,6 +28,7 @@ from dos.pretrain.heads import ProjectionHead, Prototypes
 from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
 from dos.pretrain.student_input import MODES
 from dos.pretrain.teacher import ema_update, make_teacher
+from dos.config.ranges import check_ranges
 
 
 @dataclass
@@ -49,6 +50,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"distill.mode must be one of {MODES}, got {self.mode!r}")
+        check_ranges(self, positive=("cross_view_radius", "head_hidden", "head_dim", "num_prototypes"))
 
 
 class DOSPretrainer(nn.Module):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dos.data.transforms import PhotometricAugment, SpatialAugment, grid_sample, nearest_crop
+from dos.config.ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,11 @@ class ViewConfig:
     max_points: int = 0                      # cap the crop at this many points (0 = no cap)
     spatial: SpatialAugment = field(default_factory=SpatialAugment)
     photometric: PhotometricAugment = field(default_factory=PhotometricAugment)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("grid_size", "crop_ratio"), nonnegative=("max_points",))
+        if not self.crop_ratio[0] <= self.crop_ratio[1] <= 1:
+            raise ValueError(f"crop_ratio must be (low, high) with low <= high <= 1, got {self.crop_ratio}")
 
 
 @dataclass
