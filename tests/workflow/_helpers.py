@@ -33,6 +33,11 @@ def copy_tree(dest: Path, names: list[str] | None = None, root: Path = REPO_ROOT
     return dest
 
 
+def snakemake(*args: str) -> list[str]:
+    """This environment's snakemake with the given arguments."""
+    return [str(BIN / "snakemake"), *args]
+
+
 def environment(**extra: str) -> dict[str, str]:
     """os.environ with this interpreter's bin/ first on PATH (the rules call `dos`), no DVC analytics, and no
     bytecode written into the copied sources (it would change DVC's hash of the `dos` dependency)."""

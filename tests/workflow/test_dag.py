@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow._helpers import BIN, REPO_ROOT, copy_tree, environment, run
+from tests.workflow._helpers import REPO_ROOT, copy_tree, environment, run, snakemake
 
 TABLES = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 FIGURES = ["figure1_linear_probing", "table5_ablation", "table6_label_efficiency", "table7_label_efficiency",
@@ -33,10 +33,6 @@ FIGURES = ["figure1_linear_probing", "table5_ablation", "table6_label_efficiency
 PER_SEED_PAPER = {"pretrain": 41, "distill": 1, "probe": 66, "finetune": 13, "finetune_scratch": 19, "transfer": 4}
 PER_SEED_SMOKE = {"pretrain": 41, "distill": 1, "probe": 65, "finetune": 12, "finetune_scratch": 18, "transfer": 4}
 PER_SEED_MINI_ALL = {"pretrain": 15, "probe": 24}  # Table 5 (6 pretrain, 6 probe) + Table 8 (9 pretrain, 18 probe)
-
-
-def snakemake(*args: str) -> list[str]:
-    return [str(BIN / "snakemake"), *args]
 
 
 def job_counts(output: str) -> dict[str, int]:

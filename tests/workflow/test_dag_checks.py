@@ -17,11 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow._helpers import BIN, REPO_ROOT, copy_tree, environment, run
-
-
-def snakemake(*args: str) -> list[str]:
-    return [str(BIN / "snakemake"), *args]
+from tests.workflow._helpers import BIN, REPO_ROOT, copy_tree, environment, run, snakemake
 
 
 def fails(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:

@@ -17,16 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow._helpers import BIN, copy_tree, environment, run
+from tests.workflow._helpers import copy_tree, environment, run, snakemake
 
 LOCAL = {"all", "all_tables", "table", "configured_table", "figure", "report", "report_full", "label_subsets",
          "synthetic_figures"}
 SUBMITTED = {"bench_objective", "synthetic_benchmark", "pretrain", "distill", "probe", "finetune",
              "finetune_scratch", "transfer"}
-
-
-def snakemake(*args: str) -> list[str]:
-    return [str(BIN / "snakemake"), *args]
 
 
 @pytest.fixture(scope="module")

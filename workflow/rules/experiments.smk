@@ -10,6 +10,9 @@
 # Tables 1, 3, 4, 5, 6, 10, 11, 12; the one on ScanNet feeds Tables 1, 7, 8, 9, 10, 11.
 # Outputs are the files a run writes only when complete (encoder.pt, metrics.json), never checkpoint.pt:
 # Snakemake deletes the outputs of a failed job, and the checkpoint left in place makes the re-run resume.
+# Every training rule passes --restart-if-changed: a job re-run because its params (variant, run_overrides, seed)
+# or its input (an upstream encoder) changed finds a run folder of other settings and starts it afresh instead
+# of resuming it (see dos/engine/run_folder.py); a job re-run after a failure or preemption resumes.
 
 import re
 
@@ -126,7 +129,7 @@ def _job_sets(job):
 
 
 # The shell line of every `dos probe|finetune` rule (probe, finetune, finetune_scratch).
-SEGMENTATION_SHELL = "{params.launch} {params.command} {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
+SEGMENTATION_SHELL = "{params.launch} {params.command} {params.config} --out $(dirname {output}) --restart-if-changed {params.sets} > {log} 2>&1"
 
 
 rule label_subsets:
@@ -167,7 +170,7 @@ rule pretrain:
     resources:
         **_training_resources("pretrain"),
     shell:
-        "{params.launch} pretrain {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
+        "{params.launch} pretrain {params.config} --out $(dirname {output}) --restart-if-changed {params.sets} > {log} 2>&1"
 
 
 rule distill:
@@ -186,7 +189,7 @@ rule distill:
     resources:
         **_training_resources("distill"),
     shell:
-        "{params.launch} distill {params.config} --out $(dirname {output}) {params.sets} > {log} 2>&1"
+        "{params.launch} distill {params.config} --out $(dirname {output}) --restart-if-changed {params.sets} > {log} 2>&1"
 
 
 rule probe:
