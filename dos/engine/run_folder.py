@@ -83,6 +83,10 @@ class RunFolder:
             raise DosError(f"--out {out}: a dangling symbolic link")
         if out.exists() and not out.is_dir():
             raise DosError(f"--out {out}: is a file, not a folder; give a new or empty folder")
+        for parent in out.resolve().parents:
+            if (parent / IDENTITY_FILE).is_file():
+                raise DosError(f"--out {out}: lies inside the run folder {parent}; a run folder holds only its own "
+                               "run's files. Give a folder outside it")
         if not out.exists():
             return
         try:
@@ -154,8 +158,10 @@ class RunFolder:
         return False
 
     def discard(self) -> None:
-        """Remove the run's own files (only those: check_usable refused folders holding anything else)."""
-        for entry in self.path.iterdir():
+        """Remove the run's own files (only those: check_usable refused folders holding anything else); run.json
+        last, so that a discard interrupted half-way is still recognised as this command's run and redone."""
+        entries = sorted(self.path.iterdir(), key=lambda entry: entry.name == IDENTITY_FILE)
+        for entry in entries:
             if not _is_run_file(entry.name):
                 continue
             if entry.is_dir() and not entry.is_symlink():

@@ -328,3 +328,16 @@ def test_manifest_records_every_file(smoke):
         for relative, path in files.items():
             assert entry["files"][relative] == {"size": path.stat().st_size,
                                                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def test_generate_never_replaces_a_folder_it_did_not_write(tmp_path):
+    from dos.data.synthetic.benchmark import scale_datasets
+    from dos.errors import DosError
+
+    first = next(iter(scale_datasets("smoke", "scale")))
+    mine = tmp_path / first
+    mine.mkdir()
+    (mine / "my_scans.txt").write_text("not the benchmark's\n")
+    with pytest.raises(DosError, match=f"{mine}: exists but is not a dataset recorded"):
+        generate_benchmark(tmp_path, "smoke", 0, log=lambda *a: None)
+    assert sorted(p.name for p in mine.iterdir()) == ["my_scans.txt"]

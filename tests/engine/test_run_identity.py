@@ -154,6 +154,14 @@ def test_out_pointing_at_a_folder_of_other_files_or_at_a_file_is_refused_untouch
     assert a_file.read_text() == "mine\n"
 
 
+def test_out_inside_another_run_folder_is_refused(smoke_data, finished):
+    before = _digest(finished)
+    nested = finished / "nested"
+    _refused(run_dos("pretrain", PRETRAIN, "--out", str(nested), overrides=tiny_pretrain_overrides(smoke_data),
+                     check=False), "lies inside the run folder")
+    assert not nested.exists() and _digest(finished) == before
+
+
 # 3, 9. Values checked before any file is written ------------------------------------------------------------
 
 @pytest.mark.parametrize("override, needle", [

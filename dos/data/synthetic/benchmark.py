@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from dos import __version__
+from dos.errors import DosError
 from dos.utils.io import write_json
 
 from . import furniture, rooms, street
@@ -229,8 +230,13 @@ def generate_benchmark(out_dir: str | os.PathLike, scale: str, seed: int = 0, *,
         if problems:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             log(f"{name}: not up to date ({shown}); regenerating")
-        manifest["datasets"].pop(name, None)
-        write_json(manifest_path, manifest)  # the entry goes before the folder changes
+        if root.exists() and name not in old and not force:
+            raise DosError(f"{root}: exists but is not a dataset recorded in {manifest_path}; refusing to replace "
+                           "it (move it away, or pass --force to overwrite it)")
+        # the entry says "being rebuilt" before the folder changes: an interrupted rebuild is redone next time,
+        # and the folder is still known to be ours
+        manifest["datasets"][name] = {"rebuilding": True}
+        write_json(manifest_path, manifest)
         tmp = out / f".{name}.partial"
         if tmp.exists():
             shutil.rmtree(tmp)
