@@ -217,19 +217,6 @@ def test_permission_denied_names_the_file(tmp_path, monkeypatch, name, target):
         summarize(open_reader(fmt, tmp_path, **options))
 
 
-def test_permission_denied_for_real(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads a chmod 000 file anyway (the monkeypatched test above covers this case)")
-    _kitti(tmp_path)
-    label = tmp_path / "sequences/08/labels/000000.label"
-    label.chmod(0)
-    try:
-        with pytest.raises(DosError, match=re.escape(f"{label}: cannot open the label file (Permission denied)")):
-            summarize(open_reader("semantickitti", tmp_path))
-    finally:
-        label.chmod(0o644)
-
-
 def test_label_config_yaml_goes_through_the_same_checks(tmp_path):
     _kitti(tmp_path)
     config = tmp_path / "labels.yaml"
