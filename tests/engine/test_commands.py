@@ -46,8 +46,9 @@ def test_pretrain_writes_weights_history_and_provenance(pretrained):
 
 
 def test_same_seed_and_config_give_bit_identical_weights(smoke_data, pretrained, tmp_path):
-    run_dos("pretrain", PRETRAIN, "--out", str(tmp_path), overrides=tiny_pretrain_overrides(smoke_data))
-    assert _same_state(_weights(tmp_path / "encoder.pt")["student"], _weights(pretrained / "encoder.pt")["student"])
+    again = tmp_path / "seed0"
+    run_dos("pretrain", PRETRAIN, "--out", str(again), overrides=tiny_pretrain_overrides(smoke_data))
+    assert _same_state(_weights(again / "encoder.pt")["student"], _weights(pretrained / "encoder.pt")["student"])
     other = tmp_path / "seed1"
     run_dos("pretrain", PRETRAIN, "--out", str(other), overrides=tiny_pretrain_overrides(smoke_data) + ["seed=1"])
     assert not _same_state(_weights(other / "encoder.pt")["student"], _weights(pretrained / "encoder.pt")["student"])
