@@ -62,3 +62,14 @@ def pack_keys(columns: Tensor, extent: Tensor | list[int] | None = None, what: s
     for d in range(1, columns.shape[1]):
         key = key * int(extent_list[d]) + columns[:, d]
     return key
+
+
+def take_rows(values: Tensor, index: Tensor) -> Tensor:
+    """values[index] for an int64 index of any shape: [*index.shape, *values.shape[1:]].
+
+    Through index_select, which on CPU gathers rows 2-3x faster than advanced indexing; its gradient
+    (index_add_) is deterministic on CPU and, under torch.use_deterministic_algorithms, on CUDA.
+    """
+    if index.dim() == 1:
+        return torch.index_select(values, 0, index)
+    return torch.index_select(values, 0, index.reshape(-1)).view(*index.shape, *values.shape[1:])

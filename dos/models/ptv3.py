@@ -17,13 +17,14 @@ Unpooling: parent = proj_skip(parent) + proj(child)[pooling_inverse], each proj 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from dos.batching import take_rows
 from dos.models.ops.attention import PatchLayout, build_patch_layout, patch_attention
 from dos.models.ops.scatter import segment_max, segment_mean
 from dos.models.ops.sparse_conv import NeighbourMap, SubMConv3d, voxel_keys
@@ -92,10 +93,10 @@ class SerializedAttention(nn.Module):
         n, c = x.shape
         order = point.order[self.order_index % len(point.order)]
         inverse = point.inverse[self.order_index % len(point.order)]
-        qkv = self.qkv(x)[order].view(n, 3, self.num_heads, c // self.num_heads)
+        qkv = self.qkv(x).view(n, 3, self.num_heads, c // self.num_heads)
         out = patch_attention(qkv, layout, scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0,
-                              backend=self.backend)
-        return self.proj_drop(self.proj(out.reshape(n, c)[inverse]))
+                              backend=self.backend, order=order, inverse=inverse)
+        return self.proj_drop(self.proj(out.reshape(n, c)))
 
 
 class Block(nn.Module):
@@ -133,23 +134,62 @@ class GridPooling(nn.Module):
         self.norm = nn.LayerNorm(out_channels)
         self.act = nn.GELU()
 
-    def forward(self, point: Point) -> Point:
-        coarse_grid = torch.div(point.grid_coord, self.stride, rounding_mode="floor")
-        keys = voxel_keys(coarse_grid, point.batch)
-        unique_keys, cluster = torch.unique(keys, sorted=True, return_inverse=True)
-        num_coarse = len(unique_keys)
-        first = torch.full((num_coarse,), point.num_points, dtype=torch.long, device=keys.device)
-        first.scatter_reduce_(0, cluster, torch.arange(point.num_points, device=keys.device), reduce="amin")
+    def forward(self, point: Point, subset: "PooledSubset | None" = None) -> Point:
+        """subset: how these voxels' pooling follows from a reference pass over a superset of them on the same
+        grid (`pooled_subset`); the voxel grouping is then read from it instead of sorted again."""
+        if subset is None:
+            coarse_grid = torch.div(point.grid_coord, self.stride, rounding_mode="floor")
+            keys = voxel_keys(coarse_grid, point.batch)
+            unique_keys, cluster = torch.unique(keys, sorted=True, return_inverse=True)
+            num_coarse = len(unique_keys)
+            first = torch.full((num_coarse,), point.num_points, dtype=torch.long, device=keys.device)
+            first.scatter_reduce_(0, cluster, torch.arange(point.num_points, device=keys.device), reduce="amin")
+            grid_coord, batch = coarse_grid[first], point.batch[first]
+            levels = self.stride.bit_length() - 1
+            curves = point.curves.pooled(first, levels) if point.curves is not None and self.stride == 1 << levels \
+                else None  # curve codes are hierarchical for power-of-two strides only
+        else:
+            cluster, num_coarse = subset.cluster, subset.num_coarse
+            grid_coord, batch, curves = subset.grid_coord, subset.batch, subset.curves
         feat = segment_max(self.proj(point.feat), cluster, num_coarse)
         coord = segment_mean(point.coord, cluster, num_coarse)
-        batch = point.batch[first]
-        levels = self.stride.bit_length() - 1
-        curves = point.curves.pooled(first, levels) if point.curves is not None and self.stride == 1 << levels \
-            else None  # curve codes are hierarchical for power-of-two strides only
-        return Point(coord=coord, feat=self.act(self.norm(feat)), grid_coord=coarse_grid[first],
+        return Point(coord=coord, feat=self.act(self.norm(feat)), grid_coord=grid_coord,
                      offset=batch_to_offset(batch, point.num_clouds), batch=batch,
                      grid_size=None if point.grid_size is None else point.grid_size * self.stride,
                      pooling_inverse=cluster, pooling_parent=point, curves=curves)
+
+
+@dataclass
+class PooledSubset:
+    """The pooling of a voxel subset, read from the reference pass's pooling (see `pooled_subset`)."""
+
+    cluster: Tensor          # [N_fine] coarse row of each fine voxel of the subset
+    num_coarse: int
+    rows: Tensor | None      # [num_coarse] row of each coarse voxel in the reference's coarse level (None: all)
+    grid_coord: Tensor
+    batch: Tensor
+    curves: CurveCodes | None
+
+
+def pooled_subset(reference: Point, rows: Tensor | None) -> PooledSubset:
+    """Pooling of the voxels `rows` of reference.pooling_parent (None: all of them), where `reference` is the
+    coarse Point pooled from it on the same grid with the same stride.
+
+    A subset's coarse voxels are the reference's coarse voxels that hold one of its voxels, in the same
+    (batch, x, y, z) order, so they are the reference's rows marked by a scatter, numbered by a cumulative sum.
+    """
+    if rows is None:
+        return PooledSubset(reference.pooling_inverse, reference.num_points, None, reference.grid_coord,
+                            reference.batch, reference.curves)
+    coarse_of_fine = take_rows(reference.pooling_inverse, rows)
+    present = torch.zeros(reference.num_points, dtype=torch.bool, device=rows.device)
+    present[coarse_of_fine] = True
+    coarse_rows = present.nonzero().squeeze(1)
+    renumber = torch.cumsum(present, 0) - 1
+    return PooledSubset(cluster=take_rows(renumber, coarse_of_fine), num_coarse=len(coarse_rows), rows=coarse_rows,
+                        grid_coord=take_rows(reference.grid_coord, coarse_rows),
+                        batch=take_rows(reference.batch, coarse_rows),
+                        curves=None if reference.curves is None else reference.curves.select(coarse_rows))
 
 
 class GridUnpooling(nn.Module):
@@ -162,16 +202,18 @@ class GridUnpooling(nn.Module):
                                        nn.GELU())
 
     def forward(self, child_feat: Tensor, pooling_inverse: Tensor, parent_feat: Tensor) -> Tensor:
-        return self.proj_skip(parent_feat) + self.proj(child_feat)[pooling_inverse]
+        return self.proj_skip(parent_feat) + take_rows(self.proj(child_feat), pooling_inverse)
 
 
 @dataclass
 class PTv3Output:
     """stages: encoder output per stage (finest first; stage s > 0 carries pooling_inverse/parent).
-    decoded: the full-resolution decoder output (encoder-decoder mode only), same points as stages[0]."""
+    decoded: the full-resolution decoder output (encoder-decoder mode only), same points as stages[0].
+    neighbour_maps: the submanifold map of each stage's voxels, which a pass over a subset of them reuses."""
 
     stages: list[Point]
     decoded: Point | None = None
+    neighbour_maps: list[NeighbourMap] = field(default_factory=list)  # per encoder stage (PTv3)
 
 
 def upcast(stage_outputs: Sequence[Point], target_stage: int) -> Tensor:
@@ -179,7 +221,7 @@ def upcast(stage_outputs: Sequence[Point], target_stage: int) -> Tensor:
     the pooling inverses, concatenated in that order (target, target+1, ..., coarsest)."""
     feat = stage_outputs[-1].feat
     for s in range(len(stage_outputs) - 1, target_stage, -1):
-        feat = torch.cat([stage_outputs[s - 1].feat, feat[stage_outputs[s].pooling_inverse]], dim=1)
+        feat = torch.cat([stage_outputs[s - 1].feat, take_rows(feat, stage_outputs[s].pooling_inverse)], dim=1)
     return feat
 
 
@@ -281,12 +323,16 @@ class PointTransformerV3(nn.Module):
         return encode_curves(grid_coord, depth, self.orders) if needed <= depth else None
 
     def forward(self, point: Point, token_mask: Tensor | None = None, mask_token: Tensor | None = None,
-                generator: torch.Generator | None = None) -> PTv3Output:
+                generator: torch.Generator | None = None, reference: PTv3Output | None = None,
+                reference_rows: Tensor | None = None) -> PTv3Output:
         """Run the network; the input Point is not modified.
 
         token_mask [N] bool with mask_token [C0]: features of masked points are replaced by mask_token right
         after the stem. generator: RNG for the order shuffling (global RNG when None). point.curves, when
         given, are the CurveCodes of point.grid_coord (`encode_curves`); otherwise they are computed here.
+        reference: the output of a pass over a superset of these voxels on the same grid (the teacher's view,
+        for a student's subset of it), with reference_rows [N] the row of each voxel in its input (None: the
+        same voxels). Neighbour maps and poolings then follow from the reference's, without a voxel search.
         """
         feat = self.embedding(point.feat)
         if token_mask is not None:
@@ -296,13 +342,26 @@ class PointTransformerV3(nn.Module):
         curves = point.curves if point.curves is not None else self.encode_curves(point.grid_coord)
         current = self._serialize(replace(point, feat=feat, codes=None, order=None, inverse=None, curves=curves),
                                   generator)
+        rows = reference_rows
+        if reference is not None:
+            expected = reference.stages[0].num_points if rows is None else len(rows)
+            if len(reference.neighbour_maps) != self.num_stages or expected != point.num_points:
+                raise ValueError(f"reference pass does not match: {len(reference.neighbour_maps)} stages for "
+                                 f"{self.num_stages}, {expected} voxels for {point.num_points}")
 
         stages: list[Point] = []
         neighbour_maps: list[NeighbourMap] = []
         for s in range(self.num_stages):
             if s > 0:
-                current = self._serialize(self.pools[s - 1](current), generator)
-            neighbours = NeighbourMap.submanifold(current.grid_coord, current.batch, kernel_size=3)
+                subset = None
+                if reference is not None:
+                    subset = pooled_subset(reference.stages[s], rows)
+                    rows = subset.rows
+                current = self._serialize(self.pools[s - 1](current, subset), generator)
+            if reference is None:
+                neighbours = NeighbourMap.submanifold(current.grid_coord, current.batch, kernel_size=3)
+            else:
+                neighbours = reference.neighbour_maps[s].submanifold_subset(rows, current.grid_coord, current.batch)
             layout = build_patch_layout(current.counts, self.enc_patch_size[s])
             feat = current.feat
             for block in self.enc_stages[s]:
@@ -311,7 +370,7 @@ class PointTransformerV3(nn.Module):
             stages.append(current)
             neighbour_maps.append(neighbours)
         if self.enc_mode:
-            return PTv3Output(stages=stages)
+            return PTv3Output(stages=stages, neighbour_maps=neighbour_maps)
 
         feat = stages[-1].feat
         for s in range(self.num_stages - 2, -1, -1):
@@ -320,7 +379,7 @@ class PointTransformerV3(nn.Module):
             layout = build_patch_layout(parent.counts, self.dec_patch_size[s])
             for block in self.dec_stages[s]:
                 feat = block(feat, parent, neighbour_maps[s], layout)
-        return PTv3Output(stages=stages, decoded=replace(stages[0], feat=feat))
+        return PTv3Output(stages=stages, decoded=replace(stages[0], feat=feat), neighbour_maps=neighbour_maps)
 
 
 def load_ptv3_config(name_or_path: str | Path) -> dict[str, Any]:

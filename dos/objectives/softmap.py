@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from dos.batching import take_rows
 from dos.objectives.segments import SegmentRows, row_chunks, segment_rows
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:
@@ -50,7 +51,7 @@ class _SoftmapKL(torch.autograd.Function):
             x, t = student_logits[a:b].to(dtype), targets[a:b].to(dtype)
             # t log t with 0 log 0 = 0 (xlogy is several times slower on CPU)
             t_log_t = t * torch.where(t > 0, t, torch.ones_like(t)).log()
-            terms = torch.cat([(x - col_max[clouds.ids[a:b]]).exp(), t, t * x, t_log_t], dim=1)
+            terms = torch.cat([(x - take_rows(col_max, clouds.ids[a:b])).exp(), t, t * x, t_log_t], dim=1)
             sums += onehot[a:b].t() @ terms
         sum_exp, mass, cross, neg_entropy = sums.split(k, dim=1)
         lse = col_max + sum_exp.log()
@@ -71,7 +72,7 @@ class _SoftmapKL(torch.autograd.Function):
         scale = grad_output.to(dtype) / (k * ctx.num_clouds)
         grad = torch.empty_like(student_logits)
         for a, b in row_chunks(0, n, k):
-            block = (student_logits[a:b].to(dtype) - lse[ids[a:b]]).exp_().mul_(mass[ids[a:b]])  # (sum_i t) p_ik
+            block = (student_logits[a:b].to(dtype) - take_rows(lse, ids[a:b])).exp_().mul_(take_rows(mass, ids[a:b]))  # (sum_i t) p_ik
             grad[a:b] = block.sub_(targets[a:b].to(dtype)).mul_(scale)
         return grad, None, None
 

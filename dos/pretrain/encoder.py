@@ -19,6 +19,8 @@ class PTv3Encoder(nn.Module):
         if not 0 <= supervision_stage < len(channels):
             raise ValueError(f"supervision_stage must be in [0, {len(channels) - 1}], got {supervision_stage}")
         self.backbone = backbone
+        # forward accepts reference= (see DOSPretrainer.forward) when the backbone does (PTv3)
+        self.reuses_reference = isinstance(backbone, PointTransformerV3)
         self.supervision_stage = supervision_stage
         self.embed_channels = channels[0]
         self.out_channels = sum(channels[supervision_stage:])
@@ -30,13 +32,19 @@ class PTv3Encoder(nn.Module):
 
     def forward(self, coord: torch.Tensor, feat: torch.Tensor, grid_coord: torch.Tensor, offset: torch.Tensor,
                 token_mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None,
-                curves=None) -> EncoderOutput:
-        """curves: the CurveCodes of grid_coord when already known (`encode_curves`, possibly indexed)."""
+                curves=None, reference: EncoderOutput | None = None,
+                reference_rows: torch.Tensor | None = None) -> EncoderOutput:
+        """curves: the CurveCodes of grid_coord when already known (`encode_curves`, possibly indexed).
+        reference / reference_rows: the output of this encoder (or its EMA copy) on a superset of these voxels
+        and the row of each voxel in its input (None: the same voxels), whose neighbour maps and poolings are
+        then reused (see `PointTransformerV3.forward`)."""
         point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset, curves=curves)
-        stages = self.backbone(point, token_mask=token_mask, mask_token=mask_token).stages
+        extra = {} if reference is None else {"reference": reference.backbone_output, "reference_rows": reference_rows}
+        output = self.backbone(point, token_mask=token_mask, mask_token=mask_token, **extra)
+        stages = output.stages
         point_to_unit = torch.arange(coord.shape[0], device=coord.device)
         for s in range(1, self.supervision_stage + 1):
             point_to_unit = stages[s].pooling_inverse[point_to_unit]
         target = stages[self.supervision_stage]
         return EncoderOutput(unit_feat=upcast(stages, self.supervision_stage), point_to_unit=point_to_unit,
-                             unit_offset=target.offset)
+                             unit_offset=target.offset, backbone_output=output)

@@ -6,7 +6,9 @@ where EncoderOutput.unit_feat [M, C] are features of the supervision units (voxe
 ordered by cloud, `point_to_unit` [N] gives each input point's unit and `unit_offset` [B] the units per cloud;
 `embed_channels` is the width right after the stem (the mask token's size) and `out_channels` is C.
 Optionally, `encoder.encode_curves(grid_coord)` returns the view's serialization codes, which the teacher and the
-student (indexed) then take as `curves=` instead of encoding their voxels again.
+student (indexed) then take as `curves=` instead of encoding their voxels again; and an encoder with
+`reuses_reference = True` takes the teacher's output as `reference=` (with `reference_rows=`, the student's rows
+in the view), so the student's neighbour maps and poolings are read from the teacher's instead of searched.
 
 Loss of a batch of B samples (2B views): for each student view a, L_a = (L_same + L_cross) / 2 and
 L = L_1 + L_2 (paper, Eq. for L_a), i.e. the mean over the 2B student clouds of the same-view loss plus that of
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dos.batching import offset_to_batch
+from dos.batching import offset_to_batch, take_rows
 from dos.objectives.sinkhorn import AllReduce
 from dos.objectives.targets import TargetConfig, distillation_loss
 from dos.pretrain.batch import PretrainBatch
@@ -36,6 +38,7 @@ class EncoderOutput:
     unit_feat: torch.Tensor      # [M, C]
     point_to_unit: torch.Tensor  # [N]
     unit_offset: torch.Tensor    # [B]
+    backbone_output: object | None = None  # what a pass over a subset of these voxels may reuse (`reference=`)
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,12 @@ class DOSPretrainer(nn.Module):
             t_embed = self.teacher["head"](t_out.unit_feat)
             t_protos = self.teacher["prototypes"].unit_vectors()
         s = batch.student
+        extra = {"curves": s_curves} if s_curves is not None else {}
+        if getattr(self.student["encoder"], "reuses_reference", False) and self.distill.mode != "token_jitter":
+            # observable: the student's voxels are the view's rows s.index; naive: the view's voxels themselves
+            extra.update(reference=t_out, reference_rows=s.index if self.distill.mode == "observable" else None)
         s_out = self.student["encoder"](s.coord, s.feat, s.grid_coord, s.offset,
-                                        token_mask=s.token_mask, mask_token=self.mask_token,
-                                        **({"curves": s_curves} if s_curves is not None else {}))
+                                        token_mask=s.token_mask, mask_token=self.mask_token, **extra)
         s_embed = self.student["head"](s_out.unit_feat)
         s_protos = self.student["prototypes"].unit_vectors()
         # Diverged weights: without a host read, non-finite embeddings are zeroed (so that the Sinkhorn's input
@@ -113,7 +119,7 @@ class DOSPretrainer(nn.Module):
         def loss_on(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> torch.Tensor:
             if len(student_rows) == 0:
                 return s_embed.sum() * 0.0
-            return distillation_loss(self.target, s_embed[student_rows], t_embed[teacher_rows], s_protos,
+            return distillation_loss(self.target, take_rows(s_embed, student_rows), take_rows(t_embed, teacher_rows), s_protos,
                                      student_temp, teacher_temp, segments=unit_cloud[student_rows],
                                      all_reduce=all_reduce, teacher_prototypes=t_protos)
 

@@ -64,3 +64,22 @@ def test_backend_selection():
     assert select_attention_backend(qkv) == "sdpa"
     with pytest.raises(ValueError):
         select_attention_backend(qkv, "xformers")
+
+
+def test_attention_in_row_order_folds_the_permutation_into_the_patch_gathers():
+    """patch_attention(qkv, order=, inverse=) on rows in any order equals serializing first (qkv[order]),
+    attending, and un-serializing ([inverse]), values and gradients."""
+    counts, P = [300, 20, 128], 64
+    n = sum(counts)
+    qkv = torch.randn(n, 3, 2, 8, dtype=torch.float64, requires_grad=True)
+    order = torch.cat([torch.randperm(c) + s for c, s in zip(counts, [0, 300, 320])])
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(n)
+    layout = build_patch_layout(torch.tensor(counts), P)
+    want = patch_attention(qkv[order], layout, backend="sdpa")[inverse]
+    got = patch_attention(qkv, layout, backend="sdpa", order=order, inverse=inverse)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    weights = torch.randn_like(want)
+    (g_want,) = torch.autograd.grad((want * weights).sum(), qkv)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), qkv)
+    torch.testing.assert_close(g_got, g_want, atol=1e-12, rtol=1e-12)

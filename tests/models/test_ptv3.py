@@ -130,3 +130,31 @@ def test_import_dos_needs_no_optional_extensions():
             "bad = [m for m in ('spconv', 'torch_scatter', 'flash_attn', 'yaml') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_pass_over_a_voxel_subset_reuses_the_reference_pass_and_gives_the_same_output():
+    """The student's pass over a subset of the teacher's voxels, given the teacher's output as reference, reads
+    its neighbour maps and poolings from it and computes exactly what a pass without reference computes; with
+    rows None (the same voxels, as the naive mode) it shares the reference's maps."""
+    model = smoke_model(drop_path=0.0).train()
+    point = random_batch([160, 90], [(12, 12, 6), (9, 9, 5)])
+    with torch.no_grad():
+        reference = model.eval()(point)
+    model.train()
+    rows = torch.randperm(point.num_points, generator=torch.Generator().manual_seed(2))[:180].sort().values
+    kept = torch.bincount(point.batch[rows], minlength=2)
+    subset = Point(coord=point.coord[rows], feat=point.feat[rows], grid_coord=point.grid_coord[rows],
+                   offset=torch.cumsum(kept, 0), grid_size=point.grid_size)
+    plain = model(subset, generator=torch.Generator().manual_seed(5))
+    reused = model(subset, generator=torch.Generator().manual_seed(5), reference=reference, reference_rows=rows)
+    for a, b in zip(plain.stages, reused.stages):
+        assert torch.equal(a.grid_coord, b.grid_coord) and torch.equal(a.batch, b.batch)
+        assert torch.equal(a.pooling_inverse, b.pooling_inverse) if a.pooling_inverse is not None else True
+        assert torch.equal(a.codes, b.codes) and torch.equal(a.feat, b.feat)
+    for a, b in zip(plain.neighbour_maps, reused.neighbour_maps):
+        assert torch.equal(a.index, b.index)
+    same = model(point, generator=torch.Generator().manual_seed(5), reference=reference)
+    assert all(a is b for a, b in zip(same.neighbour_maps, reference.neighbour_maps))
+    assert torch.equal(same.stages[-1].feat, model(point, generator=torch.Generator().manual_seed(5)).stages[-1].feat)
+    with pytest.raises(ValueError, match="reference pass does not match"):
+        model(subset, reference=reference)  # rows None claims the reference's 250 voxels

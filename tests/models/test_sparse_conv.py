@@ -190,3 +190,37 @@ def test_planned_conv_equals_the_dense_gather_with_gradients(count, extent, kern
     assert torch.equal(again, PlannedConv.apply(x.detach().float(), w.detach().float(), plan))
     # every active pair is planned exactly once
     assert int(plan.output_lengths.sum()) == int((neighbours.index >= 0).sum()) == len(plan.by_output)
+
+
+def test_the_submanifold_map_of_a_subset_is_read_from_the_full_map():
+    """A subset's neighbour map, renumbered from the full set's, is the map a voxel search on the subset builds
+    (the student's maps are read from the teacher's); None means the same voxels and returns the map itself."""
+    grid, batch = sparse_grid((90, 70), seed=3)
+    full = NeighbourMap.submanifold(grid, batch)
+    rows = torch.randperm(len(grid), generator=torch.Generator().manual_seed(1))[:100].sort().values
+    subset = full.submanifold_subset(rows, grid[rows], batch[rows])
+    searched = NeighbourMap.submanifold(grid[rows], batch[rows])
+    assert torch.equal(subset.index, searched.index) and torch.equal(subset.transposed, searched.transposed)
+    assert (subset.index >= 0).sum() < (full.index[rows] >= 0).sum()  # some neighbours left the subset
+    assert full.submanifold_subset(None, grid, batch) is full
+
+
+def test_padded_groups_have_the_least_padding():
+    """The dynamic programme finds the partition of every brute-forced small case (runs of offsets sorted by
+    pair count, at most max_groups runs, each padded to its largest count), and drops empty offsets."""
+    import itertools
+
+    from dos.models.ops.sparse_conv import padded_groups
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(30):
+        counts = torch.randint(0, 50, (7,), generator=generator).tolist()
+        max_groups = 1 + trial % 4
+        groups = padded_groups(counts, max_groups)
+        cost = sum(len(g) * max(counts[k] for k in g) for g in groups)
+        assert sorted(k for g in groups for k in g) == [k for k in range(7) if counts[k] > 0]
+        assert len(groups) <= max_groups
+        ordered = sorted((c for c in counts if c > 0), reverse=True)
+        best = min(sum((b - a) * ordered[a] for a, b in zip((0,) + cuts, cuts + (len(ordered),)))
+                   for g in range(max_groups) for cuts in itertools.combinations(range(1, len(ordered)), g))
+        assert cost == best, (counts, max_groups, groups)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dos.batching import take_rows
+
 
 @dataclass
 class PatchLayout:
@@ -107,15 +109,27 @@ def select_attention_backend(qkv: Tensor, backend: str = "auto") -> str:
     return backend
 
 
-def _flash_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
+def _flash_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float,
+                           order: Tensor | None, inverse: Tensor | None) -> Tensor:
     from flash_attn import flash_attn_varlen_qkvpacked_func  # optional accelerator
 
-    packed = qkv[layout.pad_index]
+    packed = take_rows(qkv, _reads(layout.pad_index, order))
     if packed.dtype not in (torch.float16, torch.bfloat16):
         packed = packed.to(torch.bfloat16)
     out = flash_attn_varlen_qkvpacked_func(packed, layout.cu_seqlens.to(qkv.device), layout.max_seqlen,
                                            dropout_p=dropout_p, softmax_scale=scale)
-    return out.to(qkv.dtype)[layout.unpad_index]
+    return take_rows(out.to(qkv.dtype), _writes(layout.unpad_index, inverse))
+
+
+def _reads(slots: Tensor, order: Tensor | None) -> Tensor:
+    """Input rows read by padded slots that read serialized positions `slots`: order[slots] (one gather of the
+    features instead of two)."""
+    return slots if order is None else take_rows(order, slots)
+
+
+def _writes(rows: Tensor, inverse: Tensor | None) -> Tensor:
+    """Result rows of each input row, when `rows` are the result rows of each serialized position."""
+    return rows if inverse is None else take_rows(rows, inverse)
 
 
 def _sdpa_backends(device: torch.device) -> contextlib.AbstractContextManager:
@@ -128,32 +142,38 @@ def _sdpa_backends(device: torch.device) -> contextlib.AbstractContextManager:
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-def _sdpa_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float) -> Tensor:
+def _sdpa_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropout_p: float,
+                          order: Tensor | None, inverse: Tensor | None) -> Tensor:
     _, _, H, d = qkv.shape
     P = layout.patch_size
-    padded = qkv[layout.pad_index]
     results = []
     if len(layout.full_slots):
-        q, k, v = padded[layout.full_slots].view(-1, P, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
+        full = take_rows(qkv, _reads(take_rows(layout.pad_index, layout.full_slots), order))
+        q, k, v = full.view(-1, P, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
         results.append(out.transpose(1, 2).reshape(-1, H, d))
     if len(layout.short_index):
         num_short, L = layout.short_index.shape
-        q, k, v = padded[layout.short_index.reshape(-1)].view(num_short, L, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
+        short = take_rows(qkv, _reads(take_rows(layout.pad_index, layout.short_index.reshape(-1)), order))
+        q, k, v = short.view(num_short, L, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
         mask = layout.short_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
         results.append(out.transpose(1, 2).reshape(-1, H, d))
-    return torch.cat(results)[layout.result_index]
+    return take_rows(torch.cat(results) if len(results) > 1 else results[0], _writes(layout.result_index, inverse))
 
 
 def patch_attention(qkv: Tensor, layout: PatchLayout, scale: float | None = None, dropout_p: float = 0.0,
-                    backend: str = "auto") -> Tensor:
-    """Attention within patches. qkv: [N, 3, heads, d] in serialized order -> [N, heads, d]."""
+                    backend: str = "auto", order: Tensor | None = None, inverse: Tensor | None = None) -> Tensor:
+    """Attention within patches. qkv: [N, 3, heads, d] -> [N, heads, d].
+
+    Without order, qkv is in serialized order and so is the result. With order (serialized position -> row)
+    and its inverse, qkv and the result are in row order: the permutation is folded into the patch gathers.
+    """
     if scale is None:
         scale = qkv.shape[-1] ** -0.5
     if qkv.shape[0] == 0:
         return qkv.new_zeros(0, qkv.shape[2], qkv.shape[3])
     if select_attention_backend(qkv, backend) == "flash":
-        return _flash_patch_attention(qkv, layout, scale, dropout_p)
+        return _flash_patch_attention(qkv, layout, scale, dropout_p, order, inverse)
     with _sdpa_backends(qkv.device):
-        return _sdpa_patch_attention(qkv, layout, scale, dropout_p)
+        return _sdpa_patch_attention(qkv, layout, scale, dropout_p, order, inverse)

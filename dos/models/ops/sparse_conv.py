@@ -24,6 +24,8 @@ from functools import cached_property
 import torch
 from torch import Tensor, nn
 
+from dos.batching import take_rows
+
 # Upper bound on the number of gathered elements (rows * kvol * C_in) materialised at once.
 # Gathered columns per chunk. CPU: 8 MiB of float32 stays in cache, less memory and faster. CUDA: 256 MiB, so a
 # conv is a few large matmuls (at 2^21 one PTv3 step launched ~90k kernels and the GPU sat idle 2/3 of the time).
@@ -151,6 +153,22 @@ class NeighbourMap:
             self._plan = pair_plan(self.index, self.transposed.shape[0])
         return self._plan
 
+    def submanifold_subset(self, rows: Tensor | None, grid_coord: Tensor, batch: Tensor) -> NeighbourMap:
+        """The submanifold map of a subset of this map's voxels, without a voxel search: rows[i] is the row here
+        of voxel i of the subset (None: the same voxels, and this map, plan included, is returned).
+
+        A voxel's neighbours within the subset are its neighbours here that belong to the subset, so the map is
+        this one's rows `rows`, renumbered (non-members become -1). Only for submanifold maps (built by
+        `submanifold`), whose transpose is the map with the offsets reversed.
+        """
+        if rows is None:
+            return self
+        renumber = torch.full((self.index.shape[0] + 1,), -1, dtype=torch.long, device=rows.device)
+        renumber[rows] = torch.arange(len(rows), device=rows.device)
+        index = renumber[self.index[rows]]  # -1 (no neighbour) reads renumber[-1] = -1
+        return NeighbourMap(index=index, transposed=index.flip(1), kernel_size=self.kernel_size,
+                            grid_coord=grid_coord.long(), batch=batch.long())
+
     @classmethod
     def submanifold(cls, grid_coord: Tensor, batch: Tensor, kernel_size: int = 3) -> NeighbourMap:
         index = submanifold_neighbours(grid_coord, batch, kernel_size)
@@ -258,7 +276,7 @@ class PairPlan:
     """The active (output, input) pairs of a neighbour map, grouped by kernel offset for batched products.
 
     Offsets with similar pair counts share a group, padded to the group's largest count (padding reads a zero
-    row, so it adds nothing): a conv then costs one gather + one bmm per group instead of a gather of all kvol
+    row, so it adds nothing; `padded_groups` picks the groups with the least padding): a conv then costs one gather + one bmm per group instead of a gather of all kvol
     slots, most of them empty (a LiDAR voxel has 5-10 of its 27 neighbours). Sums over each output's (or, in the
     backward pass, each input's) pairs go through segment sums in a fixed order: deterministic on every device.
     What only the backward pass needs (pairs by input, output rows per group) is built on first use: a
@@ -269,19 +287,12 @@ class PairPlan:
     output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by input row.
     """
 
-    def __init__(self, index: Tensor, num_inputs: int, max_padding: float = 0.25, max_groups: int = 3):
+    def __init__(self, index: Tensor, num_inputs: int, max_groups: int = 3):
         num_outputs, kvol = index.shape
         device = index.device
         valid = index >= 0
         counts = valid.sum(0).tolist()
-        order = [k for k in sorted(range(kvol), key=lambda k: -counts[k]) if counts[k] > 0]
-        groups: list[list[int]] = []
-        for k in order:
-            fits = groups and counts[k] >= (1.0 - max_padding) * counts[groups[-1][0]]
-            if fits or len(groups) == max_groups:
-                groups[-1].append(k)
-            else:
-                groups.append([k])
+        groups = padded_groups(counts, max_groups)
         # slot of pair (o, k) in the flattened group results: start of k's row in its group + rank of o in k's pairs
         row_start, self._spans, total = [0] * kvol, [], 0
         for group in groups:
@@ -317,6 +328,35 @@ class PairPlan:
         return torch.bincount(self._in_idx, minlength=self.num_inputs)
 
 
+def padded_groups(counts: list[int], max_groups: int) -> list[list[int]]:
+    """Offsets (indices of `counts`, the pairs of each) in at most `max_groups` groups, each padded to its largest
+    count, with the fewest padded rows in total: the groups are runs of the offsets sorted by count, and the runs
+    are chosen by dynamic programming (27 offsets, a few thousand steps of host arithmetic)."""
+    order = [k for k in sorted(range(len(counts)), key=lambda k: -counts[k]) if counts[k] > 0]
+    n = len(order)
+    if n == 0:
+        return []
+    # cost[g][j]: fewest padded rows of the first j offsets in g groups; the group starting at i costs (j - i) x
+    # count of offset i (the largest of the run)
+    inf = float("inf")
+    cost = [[inf] * (n + 1) for _ in range(max_groups + 1)]
+    start = [[0] * (n + 1) for _ in range(max_groups + 1)]
+    cost[0][0] = 0
+    for g in range(1, max_groups + 1):
+        for j in range(1, n + 1):
+            for i in range(g - 1, j):
+                candidate = cost[g - 1][i] + (j - i) * counts[order[i]]
+                if candidate < cost[g][j]:
+                    cost[g][j], start[g][j] = candidate, i
+    g = min(range(1, max_groups + 1), key=lambda g: (cost[g][n], g))
+    groups, j = [], n
+    while g > 0:
+        i = start[g][j]
+        groups.append(order[i:j])
+        g, j = g - 1, i
+    return groups[::-1]
+
+
 def pair_plan(index: Tensor, num_inputs: int) -> PairPlan:
     """PairPlan of a neighbour map [N_out, kvol] (-1 = no input)."""
     return PairPlan(index, num_inputs)
@@ -325,14 +365,14 @@ def pair_plan(index: Tensor, num_inputs: int) -> PairPlan:
 def _planned_products(x: Tensor, rows: list[Tensor], weights: list[Tensor]) -> Tensor:
     """Flattened per-group products x[rows_g] @ weights_g ([sum_g G*M, C_out]); padding rows read a zero row."""
     x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
-    parts = [torch.bmm(x_padded[r], w).reshape(-1, w.shape[2]) for r, w in zip(rows, weights)]
+    parts = [torch.bmm(take_rows(x_padded, r), w).reshape(-1, w.shape[2]) for r, w in zip(rows, weights)]
     return torch.cat(parts) if parts else x.new_zeros(0, weights[0].shape[2] if weights else 0)
 
 
 def _segment_sum(values: Tensor, order: Tensor, lengths: Tensor, num: int, channels: int) -> Tensor:
     if len(order) == 0:
         return values.new_zeros(num, channels)
-    return torch.segment_reduce(values[order], "sum", lengths=lengths, axis=0, unsafe=True)
+    return torch.segment_reduce(take_rows(values, order), "sum", lengths=lengths, axis=0, unsafe=True)
 
 
 class PlannedConv(torch.autograd.Function):
@@ -360,7 +400,7 @@ class PlannedConv(torch.autograd.Function):
             x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
             g_padded = torch.cat([grad_out, grad_out.new_zeros(1, grad_out.shape[1])])
             for ks, ins, outs in zip(plan.offsets, plan.in_rows, plan.out_rows):
-                grad_w[ks] = torch.bmm(x_padded[ins].transpose(1, 2), g_padded[outs])
+                grad_w[ks] = torch.bmm(take_rows(x_padded, ins).transpose(1, 2), take_rows(g_padded, outs))
         return grad_x, grad_w, None
 
 
