@@ -11,7 +11,7 @@ PTv3 grid pooling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -62,17 +62,25 @@ class Point:
     pooling_parent: Point | None = None
     curves: object | None = None  # CurveCodes (not imported here: serialization imports this module)
 
+    # (offset, number of points) already checked against each other: a copy by dataclasses.replace that keeps
+    # both skips the host read of offset[-1] (a device synchronisation on CUDA)
+    checked: tuple | None = field(default=None, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        self.offset = self.offset.long()
-        self.grid_coord = self.grid_coord.long()
+        if self.offset.dtype != torch.int64:
+            self.offset = self.offset.long()
+        if self.grid_coord.dtype != torch.int64:
+            self.grid_coord = self.grid_coord.long()
         if self.batch is None:
             self.batch = offset_to_batch(self.offset)
         n = self.coord.shape[0]
         if self.feat.shape[0] != n or self.grid_coord.shape[0] != n or self.batch.shape[0] != n:
             raise ValueError(f"inconsistent point counts: coord {n}, feat {self.feat.shape[0]}, "
                              f"grid_coord {self.grid_coord.shape[0]}, batch {self.batch.shape[0]}")
-        if len(self.offset) and int(self.offset[-1]) != n:
-            raise ValueError(f"offset[-1] = {int(self.offset[-1])} but there are {n} points")
+        if self.checked is None or self.checked[0] is not self.offset or self.checked[1] != n:
+            if len(self.offset) and int(self.offset[-1]) != n:
+                raise ValueError(f"offset[-1] = {int(self.offset[-1])} but there are {n} points")
+            self.checked = (self.offset, n)
 
     @classmethod
     def from_coords(cls, coord: Tensor, feat: Tensor, offset: Tensor, grid_size: float,

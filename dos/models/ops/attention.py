@@ -39,6 +39,8 @@ class PatchLayout:
     short_index: Tensor      # [num_short, L] padded slots of the short clouds (clamped where masked)
     short_mask: Tensor       # [num_short, L] bool, True for real keys
     result_index: Tensor     # [N] row of each serialized position in cat(full results, short results)
+    full_reads: Tensor       # [num_full * P] serialized position read by each full-patch slot (pad_index[full_slots])
+    short_reads: Tensor      # [num_short, L] the same for the short clouds (pad_index[short_index])
 
 
 def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
@@ -85,7 +87,7 @@ def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
     result_index = np.where(is_full[point_cloud], full_rank[unpad_index] if len(unpad_index) else 0,
                             len(full_slots) + short_rank[point_cloud] * short_len + point_local)
     parts = [pad_index, unpad_index, cu_seqlens, full_slots, short_index.reshape(-1), short_mask.reshape(-1),
-             result_index]
+             result_index, pad_index[full_slots], pad_index[short_index.reshape(-1)]]
     packed = torch.from_numpy(np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1) for x in parts]))
     packed = packed.to(device)
     views, at = [], 0
@@ -94,7 +96,7 @@ def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
         at += x.size
     shape = (len(short_clouds), short_len)
     return PatchLayout(P, views[0], views[1], views[2].int(), max_seqlen, views[3], views[4].view(shape),
-                       views[5].view(shape).bool(), views[6])
+                       views[5].view(shape).bool(), views[6], views[7], views[8].view(shape))
 
 
 def flash_attn_available() -> bool:
@@ -148,13 +150,13 @@ def _sdpa_patch_attention(qkv: Tensor, layout: PatchLayout, scale: float, dropou
     P = layout.patch_size
     results = []
     if len(layout.full_slots):
-        full = take_rows(qkv, _reads(take_rows(layout.pad_index, layout.full_slots), order))
+        full = take_rows(qkv, _reads(layout.full_reads, order))
         q, k, v = full.view(-1, P, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
         results.append(out.transpose(1, 2).reshape(-1, H, d))
     if len(layout.short_index):
         num_short, L = layout.short_index.shape
-        short = take_rows(qkv, _reads(take_rows(layout.pad_index, layout.short_index.reshape(-1)), order))
+        short = take_rows(qkv, _reads(layout.short_reads.reshape(-1), order))
         q, k, v = short.view(num_short, L, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
         mask = layout.short_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)

@@ -100,7 +100,8 @@ def submanifold_neighbours(grid_coord: Tensor, batch: Tensor, kernel_size: int =
 
     With the hash's margin of K // 2 cells, every neighbour cell p + d lies inside the hashed box, so its key is
     the voxel's key plus a constant per offset (mixed radix, no wrap-around). The lookups run in sorted key
-    order, so the binary searches of neighbouring rows walk the same part of the table.
+    order, so the binary searches of neighbouring rows walk the same part of the table; only half the offsets
+    are searched, the other half is their mirror image.
     """
     grid_coord, batch = grid_coord.long(), batch.long()
     if len(grid_coord) == 0:
@@ -108,13 +109,22 @@ def submanifold_neighbours(grid_coord: Tensor, batch: Tensor, kernel_size: int =
     table = VoxelHash(grid_coord, batch, margin=kernel_size // 2)
     _, size1, size2 = table.size
     r = kernel_size // 2
-    steps = range(-r, r + 1)  # x-major, as kernel_offsets
-    offset_keys = torch.tensor([(dx * size1 + dy) * size2 + dz for dx in steps for dy in steps for dz in steps],
-                               device=grid_coord.device)
-    query = table.sorted_keys[:, None] + offset_keys[None, :]
-    pos = torch.searchsorted(table.sorted_keys, query).clamp_(max=len(table.sorted_keys) - 1)
-    found = table.sorted_keys[pos] == query
-    sorted_rows = torch.where(found, table.sort_index[pos], torch.full_like(pos, -1))
+    kvol, half = kernel_size ** 3, kernel_size ** 3 // 2
+    keys, n, device = table.sorted_keys, len(table.sorted_keys), grid_coord.device
+    steps = range(-r, r + 1)  # x-major, as kernel_offsets: offset kvol-1-k is -d_k, offset `half` is 0
+    offset_keys = torch.tensor([(dx * size1 + dy) * size2 + dz for dx in steps for dy in steps for dz in steps][:half],
+                               device=device)
+    # Voxels are searched (in sorted key order) for the first half of the offsets only: j = p + d_k is a
+    # neighbour of p exactly when p = j + d_{kvol-1-k} is one of j's, which fills the second half.
+    query = keys[:, None] + offset_keys[None, :]
+    pos = torch.searchsorted(keys, query).clamp_(max=n - 1)
+    found = keys[pos] == query
+    by_position = torch.full((n, kvol), -1, dtype=torch.long, device=device)  # sorted position of each neighbour
+    by_position[:, :half] = torch.where(found, pos, torch.full_like(pos, -1))
+    by_position[:, half] = torch.arange(n, device=device)
+    source, k = found.nonzero(as_tuple=True)
+    by_position[pos[source, k], kvol - 1 - k] = source
+    sorted_rows = torch.where(by_position >= 0, table.sort_index[by_position], by_position)
     index = torch.empty_like(sorted_rows)
     index[table.sort_index] = sorted_rows
     return index
@@ -283,15 +293,19 @@ class PairPlan:
     no-grad teacher never pays for it.
 
     offsets[g] [G] kernel offsets of group g; in_rows[g] / out_rows[g] [G, M] the input / output row of each
-    pair (num_inputs / num_outputs = padding); by_output [P] the rows of the flattened group results sorted by
-    output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by input row.
+    pair; by_output [P] the rows of the flattened group results sorted by
+    output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by input row. Padding slots
+    read input row 0 and output row num_outputs.
     """
 
     def __init__(self, index: Tensor, num_inputs: int, max_groups: int = 3):
         num_outputs, kvol = index.shape
         device = index.device
         valid = index >= 0
-        counts = valid.sum(0).tolist()
+        # rank of each output among the pairs of its offset: running counts along the outputs, on the transposed
+        # (contiguous) mask, in int32 (a strided int64 cumsum is 6x slower); the last column holds the counts
+        running = torch.cumsum(valid.t().contiguous(), 1, dtype=torch.int32)  # [kvol, N_out]
+        counts = running[:, -1].tolist() if num_outputs else [0] * kvol
         groups = padded_groups(counts, max_groups)
         # slot of pair (o, k) in the flattened group results: start of k's row in its group + rank of o in k's pairs
         row_start, self._spans, total = [0] * kvol, [], 0
@@ -301,13 +315,14 @@ class PairPlan:
                 row_start[k] = total + j * width
             self._spans.append((total, len(group), width))
             total += len(group) * width
-        rank = torch.cumsum(valid, 0) - 1
         out_idx, k_idx = valid.nonzero(as_tuple=True)  # row-major: sorted by output, then offset
-        self.by_output = torch.tensor(row_start, device=device)[k_idx] + rank[out_idx, k_idx]
-        self.output_lengths = valid.sum(1)
+        self.by_output = torch.tensor(row_start, device=device)[k_idx] + running[k_idx, out_idx] - 1
+        self.output_lengths = valid.sum(1, dtype=torch.int32).long()  # an int64 sum casts the whole mask first
         self._in_idx = index[out_idx, k_idx]
         self._out_idx = out_idx
-        all_in = torch.full((total,), num_inputs, dtype=torch.long, device=device)
+        # padding slots read input row 0 (their products are never summed) and output row num_outputs (a zero row
+        # of the output gradient, see PlannedConv.backward)
+        all_in = torch.zeros((total,), dtype=torch.long, device=device)
         all_in[self.by_output] = self._in_idx
         self.offsets = [torch.tensor(group, device=device) for group in groups]
         self.in_rows = [all_in[a:a + g * w].view(g, w) for a, g, w in self._spans]
@@ -363,10 +378,17 @@ def pair_plan(index: Tensor, num_inputs: int) -> PairPlan:
 
 
 def _planned_products(x: Tensor, rows: list[Tensor], weights: list[Tensor]) -> Tensor:
-    """Flattened per-group products x[rows_g] @ weights_g ([sum_g G*M, C_out]); padding rows read a zero row."""
-    x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
-    parts = [torch.bmm(take_rows(x_padded, r), w).reshape(-1, w.shape[2]) for r, w in zip(rows, weights)]
-    return torch.cat(parts) if parts else x.new_zeros(0, weights[0].shape[2] if weights else 0)
+    """Flattened per-group products x[rows_g] @ weights_g ([sum_g G*M, C_out]), written in place.
+
+    Padding slots read a real row: their products are never summed (the segment sums read the real pairs only).
+    """
+    c_out = weights[0].shape[2] if weights else 0
+    out = x.new_empty(sum(r.numel() for r in rows), c_out)
+    at = 0
+    for r, w in zip(rows, weights):
+        torch.bmm(take_rows(x, r), w, out=out[at:at + r.numel()].view(r.shape[0], r.shape[1], c_out))
+        at += r.numel()
+    return out
 
 
 def _segment_sum(values: Tensor, order: Tensor, lengths: Tensor, num: int, channels: int) -> Tensor:
@@ -392,15 +414,15 @@ class PlannedConv(torch.autograd.Function):
         plan = ctx.plan
         grad_out = grad_out.contiguous()
         grad_x = grad_w = None
+        # the output rows of padding slots read this zero row, so padding adds nothing to the weight gradient
+        g_padded = torch.cat([grad_out, grad_out.new_zeros(1, grad_out.shape[1])])
         if ctx.needs_input_grad[0]:
-            products = _planned_products(grad_out, plan.out_rows, [weight[k].transpose(1, 2) for k in plan.offsets])
+            products = _planned_products(g_padded, plan.out_rows, [weight[k].transpose(1, 2) for k in plan.offsets])
             grad_x = _segment_sum(products, plan.by_input, plan.input_lengths, plan.num_inputs, weight.shape[1])
         if ctx.needs_input_grad[1]:
             grad_w = torch.zeros_like(weight)
-            x_padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
-            g_padded = torch.cat([grad_out, grad_out.new_zeros(1, grad_out.shape[1])])
             for ks, ins, outs in zip(plan.offsets, plan.in_rows, plan.out_rows):
-                grad_w[ks] = torch.bmm(take_rows(x_padded, ins).transpose(1, 2), take_rows(g_padded, outs))
+                grad_w[ks] = torch.bmm(take_rows(x, ins).transpose(1, 2), take_rows(g_padded, outs))
         return grad_x, grad_w, None
 
 
