@@ -47,7 +47,8 @@ def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
     """Patch layout for clouds of `counts` points (serialized order, clouds contiguous).
 
     The per-cloud arithmetic is a handful of numpy operations on the host (counts is a [B] tensor, read once);
-    the index maps are packed into one buffer and copied to the device in one transfer.
+    on CPU the arrays become tensors as they are, on another device they are packed into one buffer and copied
+    in one transfer.
     """
     device = counts.device
     c = counts.detach().to("cpu", torch.int64).numpy()
@@ -86,17 +87,20 @@ def build_patch_layout(counts: Tensor, patch_size: int) -> PatchLayout:
 
     result_index = np.where(is_full[point_cloud], full_rank[unpad_index] if len(unpad_index) else 0,
                             len(full_slots) + short_rank[point_cloud] * short_len + point_local)
-    parts = [pad_index, unpad_index, cu_seqlens, full_slots, short_index.reshape(-1), short_mask.reshape(-1),
-             result_index, pad_index[full_slots], pad_index[short_index.reshape(-1)]]
-    packed = torch.from_numpy(np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1) for x in parts]))
-    packed = packed.to(device)
-    views, at = [], 0
-    for x in parts:
-        views.append(packed[at:at + x.size])
-        at += x.size
-    shape = (len(short_clouds), short_len)
-    return PatchLayout(P, views[0], views[1], views[2].int(), max_seqlen, views[3], views[4].view(shape),
-                       views[5].view(shape).bool(), views[6], views[7], views[8].view(shape))
+    parts = [pad_index, unpad_index, cu_seqlens, full_slots, short_index, short_mask, result_index,
+             pad_index[full_slots], pad_index[short_index]]
+    dtypes = [np.int64, np.int64, np.int32, np.int64, np.int64, np.bool_, np.int64, np.int64, np.int64]
+    if device.type == "cpu":  # numpy arrays become tensors without any operator
+        tensors = [torch.from_numpy(np.ascontiguousarray(x, dtype=t)) for x, t in zip(parts, dtypes)]
+    else:  # packed into one int64 buffer: one host-to-device copy
+        packed = torch.from_numpy(np.concatenate([np.asarray(x, dtype=np.int64).reshape(-1) for x in parts]))
+        packed = packed.to(device)
+        tensors, at = [], 0
+        for x, t in zip(parts, dtypes):
+            view = packed[at:at + x.size].view(np.shape(x))
+            tensors.append(view.int() if t is np.int32 else view.bool() if t is np.bool_ else view)
+            at += x.size
+    return PatchLayout(P, *tensors[:2], tensors[2], max_seqlen, *tensors[3:])
 
 
 def flash_attn_available() -> bool:
