@@ -33,46 +33,47 @@ def softmap(logits: torch.Tensor, segments: torch.Tensor | None = None) -> torch
 class _SoftmapKL(torch.autograd.Function):
     """(1/B) sum_clouds (1/K) sum_k KL(T(:,k) || softmax_cloud(x)(:,k)); gradient only to x.
 
-    Every cloud at once: per-cloud column maxima by a scatter max, then the per-cloud column sums of
-    exp(x - max), T, T x and T log T by one [S, N] x [N, 4K] product per row block (see `SegmentRows`)."""
+    Every cloud at once: per-cloud column maxima by a segment max, then the per-cloud column sums of
+    exp(x - max), T, T x and T log T by [S, N] x [N, K] products per row block (see `SegmentRows`)."""
 
     @staticmethod
     def forward(ctx, student_logits: torch.Tensor, targets: torch.Tensor, clouds: SegmentRows):
         n, k = student_logits.shape
         dtype = _work_dtype(student_logits)
-        col_max = torch.full((clouds.num, k), float("-inf"), dtype=dtype, device=student_logits.device)
-        for a, b in row_chunks(0, n, k):
-            col_max.scatter_reduce_(0, clouds.ids[a:b, None].expand(-1, k), student_logits[a:b].to(dtype),
-                                    reduce="amax")
+        # clouds are contiguous row blocks: their column maxima are one segment reduction (-inf when empty)
+        col_max = torch.segment_reduce(student_logits, "max", lengths=clouds.counts, axis=0).to(dtype)
         col_max = torch.where(torch.isfinite(col_max), col_max, torch.zeros_like(col_max))
-        sums = torch.zeros((clouds.num, 4 * k), dtype=dtype, device=student_logits.device)
+        sums = torch.zeros((4, clouds.num, k), dtype=dtype, device=student_logits.device)
         onehot = clouds.onehot(dtype)
-        for a, b in row_chunks(0, n, 4 * k):
-            x, t = student_logits[a:b].to(dtype), targets[a:b].to(dtype)
+        tiny = torch.finfo(dtype).tiny
+        for a, b in row_chunks(0, n, k):
+            x, t, per_cloud_sum = student_logits[a:b].to(dtype), targets[a:b].to(dtype), onehot[a:b].t()
+            sums[0] += per_cloud_sum @ (x - take_rows(col_max, clouds.ids[a:b])).exp_()
+            sums[1] += per_cloud_sum @ t
+            sums[2] += per_cloud_sum @ (t * x)
             # t log t with 0 log 0 = 0 (xlogy is several times slower on CPU)
-            t_log_t = t * torch.where(t > 0, t, torch.ones_like(t)).log()
-            terms = torch.cat([(x - take_rows(col_max, clouds.ids[a:b])).exp(), t, t * x, t_log_t], dim=1)
-            sums += onehot[a:b].t() @ terms
-        sum_exp, mass, cross, neg_entropy = sums.split(k, dim=1)
+            sums[3] += per_cloud_sum @ (t * t.clamp_min(tiny).log_())
+        sum_exp, mass, cross, neg_entropy = sums.unbind(0)
         lse = col_max + sum_exp.log()
         # KL_k = sum_i t log t - sum_i t x + (sum_i t) lse_k, for the clouds that have rows
         nonempty = clouds.counts > 0
         per_cloud = torch.where(nonempty[:, None], neg_entropy - cross + mass * lse, torch.zeros_like(lse))
         num_clouds = max(sum(1 for a, b in clouds.bounds if b > a), 1)
-        ctx.save_for_backward(student_logits, targets, lse, mass)
+        # gradient (sum_i t) p_ik - T_ik = exp(x - (lse - log sum_i t)) - T_ik (a zero mass gives exp(-inf) = 0)
+        ctx.save_for_backward(student_logits, targets, lse - mass.log())
         ctx.clouds, ctx.num_clouds = clouds, num_clouds
         return per_cloud.sum() / (k * num_clouds)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        student_logits, targets, lse, mass = ctx.saved_tensors
+        student_logits, targets, shift = ctx.saved_tensors
         ids = ctx.clouds.ids
         n, k = student_logits.shape
         dtype = _work_dtype(student_logits)
         scale = grad_output.to(dtype) / (k * ctx.num_clouds)
         grad = torch.empty_like(student_logits)
         for a, b in row_chunks(0, n, k):
-            block = (student_logits[a:b].to(dtype) - take_rows(lse, ids[a:b])).exp_().mul_(take_rows(mass, ids[a:b]))  # (sum_i t) p_ik
+            block = (student_logits[a:b].to(dtype) - take_rows(shift, ids[a:b])).exp_()  # (sum_i t) p_ik
             grad[a:b] = block.sub_(targets[a:b].to(dtype)).mul_(scale)
         return grad, None, None
 

@@ -67,10 +67,11 @@ def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher
         return _mean_over_clouds(1.0 - cosine, segments)
     if prototypes is None:
         raise ValueError(f"the {config.target!r} target needs prototypes")
-    student_logits = student_embed @ prototypes.t() / student_temp
+    # the temperatures divide the [K, D] prototypes rather than the [N, K] logits
+    student_logits = student_embed @ (prototypes / student_temp).t()
     with torch.no_grad():
         teacher_protos = prototypes if teacher_prototypes is None else teacher_prototypes
-        teacher_logits = teacher_embed @ teacher_protos.detach().t() / teacher_temp
+        teacher_logits = teacher_embed @ (teacher_protos.detach() / teacher_temp).t()
     if config.target == "clustering":
         if config.sinkhorn:
             targets = sinkhorn_point_assignments(teacher_logits, config.zipf_alpha, config.sinkhorn_iters,
