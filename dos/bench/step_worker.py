@@ -2,7 +2,7 @@
 
 `dos bench step` starts this file in a fresh process for each round, with PYTHONPATH pointing at the tree to
 measure (this checkout, or a `git worktree` of another commit), so it only uses what every version of the
-harness since 7392490 has: `load_config`, `PretrainRunConfig`, `build_pretrainer`, `open_dataset`,
+harness since 7392490 has: `setup_torch`, `load_config`, `PretrainRunConfig`, `build_pretrainer`, `open_dataset`,
 `apply_schedules`, `backward_and_step` and the step-indexed batch dataset of `dos.engine.pretrain`.
 
 It builds the same model and batches as `dos pretrain CONFIG --set ...`, prepares `warmup + steps` batches up
@@ -38,8 +38,9 @@ def main() -> int:
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.engine.models import blocks_per_stage
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    from dos.engine.common import setup_torch
+
+    setup_torch(0, args.threads)  # the torch settings of `dos pretrain` (deterministic algorithms on CPU)
     device = torch.device(args.device)
     config = load_config(pretrain.PretrainRunConfig, args.config, args.overrides)
     dataset = open_dataset(config.data, config.data.train_split)
