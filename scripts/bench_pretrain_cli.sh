@@ -26,28 +26,28 @@ for item in "${sets[@]}"; do args+=(--set "$item"); done
 run() {  # tree steps -> seconds
     local tree=$1 steps=$2 out=$work/run_$RANDOM
     local start end
-    start=$(date +%s.%N)
+    start=$(date +%s%N)
     (cd "$tree" && PYTHONPATH=$tree OMP_NUM_THREADS=1 "$python" -m dos pretrain dos/config/pretrain/dos_outdoor.yaml \
         --out "$out" "${args[@]}" --set train.max_steps="$steps" --set train.num_threads=1 >"$out.log" 2>&1) \
         || { echo "dos pretrain failed in $tree:" >&2; tail -3 "$out.log" >&2; exit 1; }
-    end=$(date +%s.%N)
+    end=$(date +%s%N)
     rm -rf "$out" "$out.log"
-    echo "$end - $start" | bc -l
+    echo $(( (end - start) / 1000000 ))  # milliseconds
 }
 
 this=() against=()
 for round in $(seq "$rounds"); do
     for tree in "$repo" "$work/ref"; do
         short=$(run "$tree" 5); long=$(run "$tree" 35)
-        per_step=$(echo "($long - $short) / 30" | bc -l)
-        printf 'round %d %-8s %.3f s/step (5 steps %.1f s, 35 steps %.1f s)\n' "$round" \
+        per_step=$(( (long - short) / 30 ))  # milliseconds
+        printf 'round %d %-8s %d ms/step (5 steps %d ms, 35 steps %d ms)\n' "$round" \
             "$([ "$tree" = "$repo" ] && echo this || echo "$ref")" "$per_step" "$short" "$long"
         if [ "$tree" = "$repo" ]; then this+=("$per_step"); else against+=("$per_step"); fi
     done
 done
 "$python" - "${#this[@]}" "${this[@]}" "${against[@]}" <<'PY'
 import statistics, sys
-n = int(sys.argv[1]); values = [float(v) for v in sys.argv[2:]]
+n = int(sys.argv[1]); values = [float(v) / 1000 for v in sys.argv[2:]]
 this, against = statistics.median(values[:n]), statistics.median(values[n:])
 print(f"median s/step: this {this:.3f}, against {against:.3f}, ratio {this / against:.3f}")
 PY

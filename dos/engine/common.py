@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.deterministic  # (explicit: setup_torch sets fill_uninitialized_memory)
 
 from dos.config.schema import to_dict
 from dos.errors import DosError

@@ -82,12 +82,14 @@ class DOSPretrainer(nn.Module):
 
     def forward(self, batch: PretrainBatch, student_temp: float, teacher_temp: float,
                 all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        # the view is serialized once: the student's voxels are the teacher's (indexed), on the same grid, except
-        # the jittered tokens of token_jitter
+        # The student's voxels are view voxels on the same grid (observable: the rows s.index; naive: all of
+        # them), except the jittered tokens of token_jitter: then the view is serialized once and the student's
+        # neighbour maps and poolings are read from the teacher's pass.
+        on_view_voxels = self.distill.mode != "token_jitter"
         encode = getattr(self.teacher["encoder"], "encode_curves", None)  # optional part of the encoder contract
         t_curves = encode(batch.grid_coord) if encode is not None else None
         s_curves = None
-        if t_curves is not None and self.distill.mode != "token_jitter":
+        if t_curves is not None and on_view_voxels:
             s_curves = t_curves.select(batch.student.index)
         with torch.no_grad():
             t_out = self.teacher["encoder"](batch.coord, batch.feat, batch.grid_coord, batch.offset,
@@ -96,8 +98,7 @@ class DOSPretrainer(nn.Module):
             t_protos = self.teacher["prototypes"].unit_vectors()
         s = batch.student
         extra = {"curves": s_curves} if s_curves is not None else {}
-        if getattr(self.student["encoder"], "reuses_reference", False) and self.distill.mode != "token_jitter":
-            # observable: the student's voxels are the view's rows s.index; naive: the view's voxels themselves
+        if getattr(self.student["encoder"], "reuses_reference", False) and on_view_voxels:
             extra.update(reference=t_out, reference_rows=s.index if self.distill.mode == "observable" else None)
         s_out = self.student["encoder"](s.coord, s.feat, s.grid_coord, s.offset,
                                         token_mask=s.token_mask, mask_token=self.mask_token, **extra)
@@ -119,8 +120,8 @@ class DOSPretrainer(nn.Module):
         def loss_on(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> torch.Tensor:
             if len(student_rows) == 0:
                 return s_embed.sum() * 0.0
-            return distillation_loss(self.target, take_rows(s_embed, student_rows), take_rows(t_embed, teacher_rows), s_protos,
-                                     student_temp, teacher_temp, segments=unit_cloud[student_rows],
+            return distillation_loss(self.target, take_rows(s_embed, student_rows), take_rows(t_embed, teacher_rows),
+                                     s_protos, student_temp, teacher_temp, segments=unit_cloud[student_rows],
                                      all_reduce=all_reduce, teacher_prototypes=t_protos)
 
         same_teacher = same_view_pairs(s_out.point_to_unit, s.index, t_out.point_to_unit, num_units)

@@ -285,17 +285,18 @@ class GatherConv(torch.autograd.Function):
 class PairPlan:
     """The active (output, input) pairs of a neighbour map, grouped by kernel offset for batched products.
 
-    Offsets with similar pair counts share a group, padded to the group's largest count (padding reads a zero
-    row, so it adds nothing; `padded_groups` picks the groups with the least padding): a conv then costs one gather + one bmm per group instead of a gather of all kvol
-    slots, most of them empty (a LiDAR voxel has 5-10 of its 27 neighbours). Sums over each output's (or, in the
+    Offsets with similar pair counts share a group, padded to the group's largest count (`padded_groups` picks
+    the groups with the least padding; padding slots are never summed): a conv then costs one gather + one bmm
+    per group instead of a gather of all kvol slots, most of them empty (a LiDAR voxel has 5-10 of its 27
+    neighbours). Sums over each output's (or, in the
     backward pass, each input's) pairs go through segment sums in a fixed order: deterministic on every device.
     What only the backward pass needs (pairs by input, output rows per group) is built on first use: a
     no-grad teacher never pays for it.
 
     offsets[g] [G] kernel offsets of group g; in_rows[g] / out_rows[g] [G, M] the input / output row of each
-    pair; by_output [P] the rows of the flattened group results sorted by
-    output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by input row. Padding slots
-    read input row 0 and output row num_outputs.
+    pair (padding slots: input row 0, output row num_outputs); by_output [P] the rows of the flattened group
+    results sorted by output (output_lengths [num_outputs] pairs each); by_input, input_lengths the same by
+    input row.
     """
 
     def __init__(self, index: Tensor, num_inputs: int, max_groups: int = 3):
