@@ -116,7 +116,7 @@ def clip_gradients(parameters: list[torch.Tensor], max_norm: float) -> torch.Ten
         return torch.zeros(())
     if grads[0].device.type != "cpu":
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)
-    total = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
+    total = torch.linalg.vector_norm(torch.cat([g.view(-1) if g.is_contiguous() else g.reshape(-1) for g in grads]))
     scale = max_norm / (total + 1e-6)
     if float(scale) < 1.0:  # (a host read is free on CPU) scaling by 1.0 would change nothing
         torch._foreach_mul_(grads, scale)

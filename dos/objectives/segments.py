@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dos.batching import counts_to_offset, offset_to_batch
+from dos.batching import counts_to_offset, offset_to_batch, take_rows
 
 
 def row_chunks(start: int, stop: int, width: int, elements: int = 1 << 22):
@@ -41,6 +41,31 @@ class SegmentRows:
     def onehot(self, dtype: torch.dtype) -> torch.Tensor:
         """[N, S] with 1 where row i belongs to cloud s."""
         return torch.nn.functional.one_hot(self.ids, self.num).to(dtype)
+
+    def apply_per_cloud_(self, block: torch.Tensor, start: int, values: torch.Tensor, op: str,
+                         gather: bool | None = None) -> torch.Tensor:
+        """block <- block (op) values[cloud of each row] (returned), in place, for the rows [start, start + len(block)) of
+        the batch; values [S, K], op "sub" or "mul".
+
+        On CUDA the per-row values are one gather; on CPU each cloud's rows take its row of `values` by
+        broadcasting (a batch holds a handful of clouds), which spares materialising and reading an N x K
+        gather: on a memory-bound CPU core that is a third of the cost of the operation. `gather` forces either
+        way (tests check that they agree).
+        """
+        if op not in ("sub", "mul"):
+            raise ValueError(f"op must be 'sub' or 'mul', got {op!r}")
+        stop = start + block.shape[0]
+        if gather if gather is not None else block.device.type != "cpu":
+            for a, b in row_chunks(start, stop, block.shape[1]):  # gathers of bounded size
+                rows, other = block[a - start:b - start], take_rows(values, self.ids[a:b])
+                rows.sub_(other) if op == "sub" else rows.mul_(other)
+            return block
+        for s, (a, b) in enumerate(self.bounds):
+            lo, hi = max(a, start), min(b, stop)
+            if hi > lo:
+                rows = block[lo - start:hi - start]
+                rows.sub_(values[s]) if op == "sub" else rows.mul_(values[s])
+        return block
 
 
 def segment_rows(num_points: int, segments: "torch.Tensor | SegmentRows | None", device: torch.device

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from dos.objectives.segments import SegmentRows, row_chunks, segment_rows
+from dos.objectives.segments import SegmentRows, segment_rows
 
 # Column mass below which fp32 underflow may have emptied a prototype's column; its mass is then taken in the
 # log domain. Entries lost to underflow are < 1.2e-38, so above this mass their relative error is < 1e-8.
@@ -52,14 +52,16 @@ def zipf_prior(num_prototypes: int, alpha: float, device: torch.device | str | N
 @torch.no_grad()
 def _build_kernel(out: torch.Tensor, logits: torch.Tensor, log_col: torch.Tensor | None) -> torch.Tensor:
     """out <- exp(logits + log_col - rowmax) in float32 (entries in (0, 1]); returns the row maxima [n, 1]."""
-    out.copy_(logits)
     if log_col is not None:
-        out.add_(log_col)
-    row_max = out.amax(dim=1, keepdim=True)
+        torch.add(logits, log_col, out=out)
+        row_max = out.amax(dim=1, keepdim=True)
+    else:
+        row_max = logits.amax(dim=1, keepdim=True).float()
     if not torch.isfinite(row_max).all():
         bad = int((~torch.isfinite(row_max)).nonzero()[0, 0])
         raise ValueError(f"logits row {bad} (within its cloud) has no finite value (NaN, +inf or all -inf)")
-    out.sub_(row_max).exp_()
+    # one pass writes the shifted logits (an up-cast copy, then a subtraction, would be two)
+    torch.sub(out if log_col is not None else logits, row_max, out=out).exp_()
     return row_max
 
 
@@ -176,8 +178,7 @@ def zipf_sinkhorn(logits: torch.Tensor, alpha: float, num_iters: int = 3,
     if all_reduce is not None:
         mass = all_reduce(mass)
     inverse = mass.reciprocal_()
-    for a, b in row_chunks(0, kernel.shape[0], kernel.shape[1]):
-        kernel[a:b].mul_(inverse[clouds.ids[a:b]])
+    clouds.apply_per_cloud_(kernel, 0, inverse, "mul")
     return kernel
 
 
@@ -192,7 +193,6 @@ def sinkhorn_point_assignments(logits: torch.Tensor, alpha: float = 0.0, num_ite
     prior = zipf_prior(logits.shape[1], alpha, device=logits.device)
     clouds = segment_rows(logits.shape[0], segments, logits.device)
     kernel, _, v = _sinkhorn_scalings(logits, prior, num_iters, clouds, all_reduce)
-    for a, b in row_chunks(0, kernel.shape[0], kernel.shape[1]):
-        block = kernel[a:b].mul_(v[clouds.ids[a:b]])
-        block.div_(block.sum(dim=1, keepdim=True))
+    clouds.apply_per_cloud_(kernel, 0, v, "mul")
+    kernel.div_(kernel.sum(dim=1, keepdim=True))
     return kernel

@@ -47,14 +47,27 @@ def _mean_over_clouds(per_point: torch.Tensor, segments: torch.Tensor | None) ->
     return (sums / counts.clamp_min(1)).sum() / (counts > 0).sum()  # empty clouds add 0 and are not counted
 
 
+def prototype_logits(config: TargetConfig, embed: torch.Tensor, prototypes: torch.Tensor | None, temp: float
+                     ) -> torch.Tensor | None:
+    """[N, K] cosine / temp logits of unit-norm embeddings against unit-norm prototypes, or None for the
+    regression target (which uses no prototypes). The temperature divides the [K, D] prototypes rather than
+    the [N, K] logits."""
+    if config.target == "regression" or prototypes is None:
+        return None
+    return embed @ (prototypes / temp).t()
+
+
 def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher_embed: torch.Tensor,
                       prototypes: torch.Tensor | None, student_temp: float, teacher_temp: float,
                       segments: torch.Tensor | None = None, all_reduce: AllReduce | None = None,
-                      teacher_prototypes: torch.Tensor | None = None) -> torch.Tensor:
+                      teacher_prototypes: torch.Tensor | None = None, student_logits: torch.Tensor | None = None,
+                      teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
     """Loss between matched rows of student and teacher embeddings, averaged over point clouds.
 
     `prototypes` [K, D] must be unit-norm (cosine logits). `teacher_prototypes` (default: the same) are the
-    EMA teacher's copy. The teacher side carries no gradient.
+    EMA teacher's copy. The teacher side carries no gradient. `student_logits` / `teacher_logits`: the
+    `prototype_logits` of these rows when the caller has them already (rows of a larger product), so that they
+    are not computed twice.
     """
     if student_embed.shape != teacher_embed.shape:
         raise ValueError(f"student {tuple(student_embed.shape)} and teacher {tuple(teacher_embed.shape)} "
@@ -67,11 +80,16 @@ def distillation_loss(config: TargetConfig, student_embed: torch.Tensor, teacher
         return _mean_over_clouds(1.0 - cosine, segments)
     if prototypes is None:
         raise ValueError(f"the {config.target!r} target needs prototypes")
-    # the temperatures divide the [K, D] prototypes rather than the [N, K] logits
-    student_logits = student_embed @ (prototypes / student_temp).t()
-    with torch.no_grad():
-        teacher_protos = prototypes if teacher_prototypes is None else teacher_prototypes
-        teacher_logits = teacher_embed @ (teacher_protos.detach() / teacher_temp).t()
+    if student_logits is None:
+        student_logits = prototype_logits(config, student_embed, prototypes, student_temp)
+    if teacher_logits is None:
+        with torch.no_grad():
+            teacher_protos = prototypes if teacher_prototypes is None else teacher_prototypes
+            teacher_logits = prototype_logits(config, teacher_embed, teacher_protos.detach(), teacher_temp)
+    teacher_logits = teacher_logits.detach()
+    if student_logits.shape != teacher_logits.shape or student_logits.shape[0] != student_embed.shape[0]:
+        raise ValueError(f"logits {tuple(student_logits.shape)} / {tuple(teacher_logits.shape)} do not match "
+                         f"{student_embed.shape[0]} embedding rows")
     if config.target == "clustering":
         if config.sinkhorn:
             targets = sinkhorn_point_assignments(teacher_logits, config.zipf_alpha, config.sinkhorn_iters,

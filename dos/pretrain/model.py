@@ -24,7 +24,7 @@ from torch import nn
 
 from dos.batching import offset_to_batch, take_rows
 from dos.objectives.sinkhorn import AllReduce
-from dos.objectives.targets import TargetConfig, distillation_loss
+from dos.objectives.targets import TargetConfig, distillation_loss, prototype_logits
 from dos.pretrain.batch import PretrainBatch
 from dos.pretrain.heads import ProjectionHead, Prototypes
 from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
@@ -94,7 +94,6 @@ class DOSPretrainer(nn.Module):
         with torch.no_grad():
             t_out = self.teacher["encoder"](batch.coord, batch.feat, batch.grid_coord, batch.offset,
                                             **({"curves": t_curves} if t_curves is not None else {}))
-            t_embed = self.teacher["head"](t_out.unit_feat)
             t_protos = self.teacher["prototypes"].unit_vectors()
         s = batch.student
         extra = {"curves": s_curves} if s_curves is not None else {}
@@ -102,33 +101,16 @@ class DOSPretrainer(nn.Module):
             extra.update(reference=t_out, reference_rows=s.index if self.distill.mode == "observable" else None)
         s_out = self.student["encoder"](s.coord, s.feat, s.grid_coord, s.offset,
                                         token_mask=s.token_mask, mask_token=self.mask_token, **extra)
-        s_embed = self.student["head"](s_out.unit_feat)
-        s_protos = self.student["prototypes"].unit_vectors()
-        # Diverged weights: without a host read, non-finite embeddings are zeroed (so that the Sinkhorn's input
-        # check passes) and the loss is made NaN, which the training loop's guard reports.
-        finite = torch.isfinite(t_embed).all() & torch.isfinite(s_embed).all()
-        t_embed = torch.where(finite, t_embed, torch.zeros_like(t_embed))
-        s_embed = torch.where(finite, s_embed, torch.zeros_like(s_embed))
-        poison = torch.where(finite, 0.0, float("nan")).to(torch.float32)
         num_units = s_out.unit_feat.shape[0]
         unit_cloud = offset_to_batch(s_out.unit_offset)
         # a unit is supervised when any of its points is (CUDA has no bool scatter_reduce: index instead)
-        supervised = torch.zeros(num_units, dtype=torch.bool, device=s_embed.device)
+        supervised = torch.zeros(num_units, dtype=torch.bool, device=s_out.unit_feat.device)
         supervised[s_out.point_to_unit[s.supervised]] = True
         rows = supervised.nonzero().squeeze(1)
-
-        def loss_on(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> torch.Tensor:
-            if len(student_rows) == 0:
-                return s_embed.sum() * 0.0
-            return distillation_loss(self.target, take_rows(s_embed, student_rows), take_rows(t_embed, teacher_rows),
-                                     s_protos, student_temp, teacher_temp, segments=unit_cloud[student_rows],
-                                     all_reduce=all_reduce, teacher_prototypes=t_protos)
-
-        same_teacher = same_view_pairs(s_out.point_to_unit, s.index, t_out.point_to_unit, num_units)
-        loss_same = loss_on(rows, same_teacher[rows])
-        # statistics stay tensors (the training loop reads them every log_every steps)
-        stats = {"units_supervised": float(len(rows)), "units_student": float(num_units),
-                 "units_teacher": float(t_out.unit_feat.shape[0]), "loss_same": loss_same.detach()}
+        # the teacher units each loss reads: the same voxel (same view) and the nearest within the radius in the
+        # other view of the scan (cross view, where one is found)
+        t_same = same_view_pairs(s_out.point_to_unit, s.index, t_out.point_to_unit, num_units)[rows]
+        picked = t_cross = None
         if self.distill.cross_view:
             num_views = len(batch.offset)
             partner = (unit_cloud[rows] + num_views // 2) % num_views
@@ -136,16 +118,60 @@ class DOSPretrainer(nn.Module):
             t_origin = scatter_mean(batch.origin_coord, t_out.point_to_unit, t_out.unit_feat.shape[0])
             match = radius_nearest(s_origin, partner, t_origin, offset_to_batch(t_out.unit_offset),
                                    self.distill.cross_view_radius)
-            matched = match >= 0
-            loss_cross = loss_on(rows[matched], match[matched])
+            picked = (match >= 0).nonzero().squeeze(1)  # indices into rows
+            t_cross = take_rows(match, picked)
+        with torch.no_grad():
+            # The teacher head runs on the teacher units a loss reads only (about 60% of them), once each.
+            used, local = torch.unique(t_same if t_cross is None else torch.cat([t_same, t_cross]),
+                                       return_inverse=True)
+            t_embed = self.teacher["head"](take_rows(t_out.unit_feat, used))
+            t_same, t_cross = local[:len(t_same)], None if t_cross is None else local[len(t_same):]
+        # the student head runs on the supervised units only
+        s_embed = self.student["head"](take_rows(s_out.unit_feat, rows))
+        s_protos = self.student["prototypes"].unit_vectors()
+        # Diverged weights: without a host read, non-finite embeddings are zeroed (so that the Sinkhorn's input
+        # check passes) and the loss is made NaN, which the training loop's guard reports.
+        finite = torch.isfinite(t_embed).all() & torch.isfinite(s_embed).all()
+        t_embed = torch.where(finite, t_embed, torch.zeros_like(t_embed))
+        s_embed = torch.where(finite, s_embed, torch.zeros_like(s_embed))
+        poison = torch.where(finite, 0.0, float("nan")).to(torch.float32)
+
+        # The student's prototype logits are computed once, on the supervised units: the cross-view loss takes
+        # its rows from them.
+        s_logits = prototype_logits(self.target, s_embed, s_protos, student_temp)
+
+        def loss_on(picked: torch.Tensor | None, teacher_rows: torch.Tensor,
+                    t_logits: torch.Tensor | None = None) -> torch.Tensor:
+            """The loss of the supervised units `picked` (indices into rows; None: all) against the teacher
+            embeddings `teacher_rows`."""
+            student = s_embed if picked is None else take_rows(s_embed, picked)
+            if len(student) == 0:
+                return s_embed.sum() * 0.0
+            logits = s_logits if picked is None or s_logits is None else take_rows(s_logits, picked)
+            return distillation_loss(self.target, student, take_rows(t_embed, teacher_rows), s_protos,
+                                     student_temp, teacher_temp,
+                                     segments=unit_cloud[rows] if picked is None else unit_cloud[rows[picked]],
+                                     all_reduce=all_reduce, teacher_prototypes=t_protos, student_logits=logits,
+                                     teacher_logits=t_logits)
+
+        with torch.no_grad():
+            # the same-view teacher logits serve the loss and the prototype-usage statistic
+            t_logits = prototype_logits(self.target, take_rows(t_embed, t_same), t_protos, teacher_temp)
+        loss_same = loss_on(None, t_same, t_logits)
+        # statistics stay tensors (the training loop reads them every log_every steps)
+        stats = {"units_supervised": float(len(rows)), "units_student": float(num_units),
+                 "units_teacher": float(t_out.unit_feat.shape[0]), "loss_same": loss_same.detach()}
+        if self.distill.cross_view:
+            loss_cross = loss_on(picked, t_cross)
             loss = loss_same + loss_cross
-            stats.update(cross_matched=matched.sum(), cross_unmatched=(~matched).sum(),
+            stats.update(cross_matched=float(len(picked)), cross_unmatched=float(len(rows) - len(picked)),
                          loss_cross=loss_cross.detach())
         else:
             loss = 2.0 * loss_same
         with torch.no_grad():
-            usage = torch.bincount((t_embed[same_teacher[rows]] @ t_protos.t()).argmax(1),
-                                   minlength=t_protos.shape[0]).double()
+            # argmax of the cosines = argmax of the logits (a positive temperature)
+            scores = t_logits if t_logits is not None else take_rows(t_embed, t_same) @ t_protos.t()
+            usage = torch.bincount(scores.argmax(1), minlength=t_protos.shape[0]).double()
             p = usage / usage.sum().clamp_min(1)
             entropy = -torch.special.xlogy(p, p).sum()
         loss = loss + poison

@@ -190,6 +190,17 @@ def test_planned_conv_equals_the_dense_gather_with_gradients(count, extent, kern
     assert torch.equal(again, PlannedConv.apply(x.detach().float(), w.detach().float(), plan))
     # every active pair is planned exactly once
     assert int(plan.output_lengths.sum()) == int((neighbours.index >= 0).sum()) == len(plan.by_output)
+    # the CPU's sums of the pair products (index_add_ over the slots) are CUDA's (segment sums by output or input)
+    from dos.models.ops.sparse_conv import _planned_products, _segment_sum, _sum_pairs
+
+    xd = x.detach()
+    products = _planned_products(xd, plan.in_rows, [w.detach()[k] for k in plan.offsets])
+    assert torch.allclose(_sum_pairs(products, plan.forward_targets, plan.by_output, plan.output_lengths, count, 7),
+                          _segment_sum(products, plan.by_output, plan.output_lengths, count, 7), atol=1e-12)
+    g = torch.cat([torch.randn(count, 7, dtype=torch.float64, generator=generator), torch.zeros(1, 7).double()])
+    back = _planned_products(g, plan.out_rows, [w.detach()[k].transpose(1, 2) for k in plan.offsets])
+    assert torch.allclose(_sum_pairs(back, plan.backward_targets, plan.by_input, plan.input_lengths, count, 5),
+                          _segment_sum(back, plan.by_input, plan.input_lengths, count, 5), atol=1e-12)
 
 
 def test_the_submanifold_map_of_a_subset_is_read_from_the_full_map():

@@ -99,8 +99,45 @@ def test_every_target_is_minimised_when_student_equals_teacher_and_batches_are_i
     assert same < loss
     if config.target == "regression" or (config.target == "softmap" and not config.sinkhorn):
         assert same.abs() < 1e-5
+    # logits the caller computed already (rows of a larger product) give the same loss
+    from dos.objectives.targets import prototype_logits
+
+    rows = torch.arange(60)
+    wide = prototype_logits(config, torch.cat([student, student[:7]]), protos, 0.1)
+    given = distillation_loss(config, student, teacher, protos, 0.1, 0.1, seg,
+                              student_logits=None if wide is None else wide[rows],
+                              teacher_logits=prototype_logits(config, teacher, protos, 0.1))
+    assert torch.allclose(given, loss, atol=1e-6)
+    if wide is not None:
+        with pytest.raises(ValueError, match="do not match"):
+            distillation_loss(config, student, teacher, protos, 0.1, 0.1, seg, student_logits=wide,
+                              teacher_logits=wide)
 
 
 def test_bad_target_names_are_rejected_with_the_key():
     with pytest.raises(ValueError, match="objective.target"):
         TargetConfig("contrastive")
+
+
+def test_the_cpu_and_cuda_ways_of_per_cloud_operations_agree():
+    """Per-cloud column maxima (CPU: a max per cloud; CUDA: one segment max) and per-cloud row operations
+    (CPU: broadcast per cloud; CUDA: a gather) give the same values, for blocks that straddle clouds and for an
+    empty cloud."""
+    from dos.objectives.segments import segment_rows
+    from dos.objectives.softmap import _cloud_column_max
+
+    x = _random(50, 6, 7)
+    clouds = segment_rows(50, torch.tensor([12, 12, 31, 50]), x.device)  # cloud 1 is empty
+    got = _cloud_column_max(x, clouds)
+    want = torch.segment_reduce(x, "max", lengths=clouds.counts, axis=0)
+    assert torch.equal(got, want) and torch.isinf(got[1]).all()
+    values = _random(4, 6, 8)
+    for op in ("sub", "mul"):
+        for start, stop in ((0, 50), (5, 40), (12, 13)):
+            broadcast = clouds.apply_per_cloud_(x[start:stop].clone(), start, values, op, gather=False)
+            gathered = clouds.apply_per_cloud_(x[start:stop].clone(), start, values, op, gather=True)
+            expected = x[start:stop] - values[clouds.ids[start:stop]] if op == "sub" \
+                else x[start:stop] * values[clouds.ids[start:stop]]
+            assert torch.equal(broadcast, gathered) and torch.equal(broadcast, expected)
+    with pytest.raises(ValueError, match="op must be"):
+        clouds.apply_per_cloud_(x.clone(), 0, values, "add")
