@@ -151,9 +151,12 @@ def _tensorboard(out_dir: Path, purge_step: int):
 def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
                config: TrainConfig, step_fn: StepFn, after_step: Callable[[int, float], None] | None = None,
                checkpoint_extra: dict | None = None, label: str = "train",
-               started_at: float | None = None) -> LoopResult:
+               started_at: float | None = None,
+               monitor: Callable[[dict[str, float]], None] | None = None) -> LoopResult:
     """Run steps [resume, total_steps). `started_at` (time.perf_counter() when the command started) makes
-    the checkpoints record the run's accumulated wall time and peak memory, returned for its summary."""
+    the checkpoints record the run's accumulated wall time and peak memory, returned for its summary.
+    `monitor` sees every history row when it is read (every log_every steps); it may warn, or raise a DosError
+    to stop the run before the rows are recorded (the last checkpoint is kept, as for a NaN loss)."""
     from dos.engine.common import peak_memory_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +209,9 @@ def train_loop(*, out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
                 raise DosError(f"[{label}] loss is {row['loss']} at step {int(row['step'])} (progress "
                                f"{row['step'] / max(total_steps, 1):.3f}); stopped. The last good checkpoint "
                                f"(step {last_saved}) is kept at {ckpt_path}")
+        if monitor is not None and main:
+            for row in rows:
+                monitor(row)
         for row in rows:
             history.append(row)
             if writer is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,7 @@ from dos.engine.common import DataConfig, ModelConfig, add_run_arguments
 from dos.engine.loop import TrainConfig
 from dos.engine.optim import OptimConfig
 from dos.objectives.targets import TargetConfig
+from dos.pretrain.diagnostics import CollapseConfig
 from dos.pretrain.masking import MaskingConfig
 from dos.pretrain.model import DistillConfig
 from dos.pretrain.teacher import TeacherConfig
@@ -37,6 +39,7 @@ class PretrainRunConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    diagnostics: CollapseConfig = field(default_factory=CollapseConfig)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
+    from dos.errors import DosError
+    from dos.pretrain.diagnostics import collapse_problems
     from dos.utils.io import save_torch
 
     start = start_run(PretrainRunConfig, args, "pretrain")
@@ -141,16 +146,27 @@ def run(args: argparse.Namespace) -> int:
         batch = next_batch(step)
         lr, wd = apply_schedules(optimizer, config.optim, progress)
         teacher_temp = config.teacher.teacher_temp(progress)
+        logged = (step + 1) % config.train.log_every == 0 or step + 1 == total
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss, stats = model(batch, config.teacher.student_temp, teacher_temp, all_reduce=all_reduce)
+            loss, stats = model(batch, config.teacher.student_temp, teacher_temp, all_reduce=all_reduce,
+                                diagnostics=logged)
         stats.update(backward_and_step(loss, optimizer, trainable, config.optim.grad_clip))
         momentum = config.teacher.momentum(progress)
         model.update_teacher(momentum)
         stats.update(lr=lr, weight_decay=wd, teacher_temp=teacher_temp, momentum=momentum)
         return loss, stats
 
+    def check_collapse(row: dict[str, float]) -> None:
+        problems = collapse_problems(row, config.diagnostics)
+        if not problems:
+            return
+        message = f"[pretrain] collapse at step {int(row['step'])}: {'; '.join(problems)}"
+        if config.diagnostics.on_collapse == "stop":
+            raise DosError(f"{message}. Stopped (diagnostics.on_collapse=stop); the last checkpoint is kept in {out}")
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
     result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-                        step_fn=step_fn, label="pretrain", started_at=timer.start)
+                        step_fn=step_fn, label="pretrain", started_at=timer.start, monitor=check_collapse)
     if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
         encoders = {which: getattr(model, which)["encoder"].backbone.state_dict() for which in ("student", "teacher")}
         save_torch(out / "encoder.pt", {**encoders, "model_config": dataclasses.asdict(config.model),

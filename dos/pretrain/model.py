@@ -25,6 +25,7 @@ from torch import nn
 from dos.batching import offset_to_batch, take_rows
 from dos.objectives.sinkhorn import AllReduce
 from dos.objectives.targets import TargetConfig, distillation_loss, prototype_logits
+from dos.pretrain.diagnostics import effective_rank, softmap_entropy
 from dos.pretrain.batch import PretrainBatch
 from dos.pretrain.heads import ProjectionHead, Prototypes
 from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
@@ -81,7 +82,11 @@ class DOSPretrainer(nn.Module):
         ema_update(self.teacher, self.student, momentum)
 
     def forward(self, batch: PretrainBatch, student_temp: float, teacher_temp: float,
-                all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                all_reduce: AllReduce | None = None, diagnostics: bool = False
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of one batch and its statistics (tensors, read by the training loop every log_every steps).
+        diagnostics: add the collapse diagnostics of `dos.pretrain.diagnostics` (an SVD and a softmap: for
+        logged steps)."""
         # The student's voxels are view voxels on the same grid (observable: the rows s.index; naive: all of
         # them), except the jittered tokens of token_jitter: then the view is serialized once and the student's
         # neighbour maps and poolings are read from the teacher's pass.
@@ -174,6 +179,12 @@ class DOSPretrainer(nn.Module):
             usage = torch.bincount(scores.argmax(1), minlength=t_protos.shape[0]).double()
             p = usage / usage.sum().clamp_min(1)
             entropy = -torch.special.xlogy(p, p).sum()
+            if diagnostics:
+                t_supervised = take_rows(t_embed, t_same)
+                stats["effective_rank"] = effective_rank(t_supervised)
+                stats["softmap_entropy"], stats["softmap_entropy_fraction"] = softmap_entropy(
+                    scores if t_logits is not None else t_supervised @ (t_protos / teacher_temp).t(),
+                    unit_cloud[rows])
         loss = loss + poison
         stats.update(loss=loss.detach(), prototype_entropy=entropy,
                      prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])

@@ -1,5 +1,7 @@
 """Every engine command end to end at smoke scale, through the real command line."""
 
+import csv
+import math
 import json
 import os
 import signal
@@ -115,6 +117,27 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     assert "last good checkpoint" in out.stderr
     state = _weights(tmp_path / "checkpoint.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_collapsing_setting_is_flagged_and_stopped_on_request(smoke_data, tmp_path):
+    """One-dimensional embeddings (distill.head_dim=1) collapse by construction: every embedding is +1 or -1,
+    so the teacher embeddings span one direction and at most two prototypes are ever the argmax. The guard
+    warns (the run finishes and history.csv has the diagnostics on its logged steps), or stops the run."""
+    overrides = tiny_pretrain_overrides(smoke_data, steps=4, **{"distill.head_dim": "1", "train.log_every": "2"})
+    warned = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path / "warn"), overrides=overrides)
+    assert "warning: [pretrain] collapse at step" in warned.stderr and "effective rank 1.000" in warned.stderr
+    with open(tmp_path / "warn" / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["effective_rank"] != "" for row in rows] == [False, True, False, True]  # logged steps only
+    assert all(float(row["prototype_entropy"]) <= math.log(2) + 1e-6 for row in rows)
+    assert (tmp_path / "warn" / "encoder.pt").exists()
+    stopped = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path / "stop"), check=False,
+                      overrides=overrides + ["diagnostics.on_collapse=stop"])
+    assert stopped.returncode == 2 and "collapse at step" in stopped.stderr and "on_collapse=stop" in stopped.stderr
+    assert not (tmp_path / "stop" / "encoder.pt").exists()
+    healthy = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path / "healthy"),
+                      overrides=tiny_pretrain_overrides(smoke_data, steps=2))
+    assert "collapse" not in healthy.stderr
 
 
 def test_a_broken_config_fails_before_any_work_naming_the_key(smoke_data, tmp_path):

@@ -1,0 +1,79 @@
+"""Collapse diagnostics: the statistics measure what they claim, and a collapsed model is flagged."""
+
+import math
+
+import pytest
+import torch
+
+from dos.objectives.targets import TargetConfig
+from dos.pretrain.diagnostics import CollapseConfig, collapse_problems, effective_rank, softmap_entropy
+from dos.pretrain.model import DistillConfig, DOSPretrainer
+from tests.pretrain.test_pipeline import _batch
+from tests.pretrain.toy_encoder import ToyEncoder
+
+
+def test_effective_rank_counts_the_directions_the_embeddings_span():
+    g = torch.Generator().manual_seed(0)
+    line = torch.randn(200, 1, generator=g) * torch.randn(1, 16, generator=g)  # every row on one line
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-3)
+    basis = torch.eye(16).repeat(10, 1)  # 16 orthogonal directions, equally used
+    assert effective_rank(basis) == pytest.approx(16.0, rel=1e-4)
+    spread = torch.nn.functional.normalize(torch.randn(500, 16, generator=g), dim=1)
+    assert 12 < effective_rank(spread) < 16
+
+
+def test_softmap_entropy_is_ln_n_for_constant_logits_and_small_for_peaked_ones():
+    constant = torch.zeros(30, 5)
+    entropy, fraction = softmap_entropy(constant, torch.tensor([10, 30]))
+    assert entropy == pytest.approx((math.log(10) + math.log(20)) / 2, rel=1e-5)
+    assert fraction == pytest.approx(1.0, rel=1e-5)
+    peaked = torch.full((30, 5), -50.0)
+    peaked[torch.arange(5), torch.arange(5)] = 50.0   # each prototype fires on one point of cloud 0
+    peaked[10 + torch.arange(5), torch.arange(5)] = 50.0
+    entropy, fraction = softmap_entropy(peaked, torch.tensor([10, 30]))
+    assert entropy < 1e-3 and fraction < 1e-3
+
+
+def test_collapse_thresholds_and_actions():
+    config = CollapseConfig(min_prototype_entropy=1.0, min_effective_rank=2.0)
+    assert collapse_problems({"prototype_entropy": 3.0, "effective_rank": 10.0}, config) == []
+    assert collapse_problems({"prototype_entropy": 3.0}, config) == []  # a row without the SVD diagnostics
+    problems = collapse_problems({"prototype_entropy": 0.5, "effective_rank": 1.0}, config)
+    assert len(problems) == 2 and "min_prototype_entropy" in problems[0] and "min_effective_rank" in problems[1]
+    assert collapse_problems({"prototype_entropy": 0.5}, CollapseConfig(on_collapse="off")) == []
+    with pytest.raises(ValueError, match="on_collapse"):
+        CollapseConfig(on_collapse="panic")
+    with pytest.raises(ValueError, match="min_effective_rank"):
+        CollapseConfig(min_effective_rank=-1.0)
+
+
+def _pretrainer(seed: int) -> tuple[DOSPretrainer, object]:
+    torch.manual_seed(seed)
+    batch = _batch("observable")
+    model = DOSPretrainer(ToyEncoder(batch.feat.shape[1]).train(),
+                          DistillConfig(mode="observable", cross_view=True, cross_view_radius=0.4, head_hidden=32,
+                                        head_dim=8, num_prototypes=16), TargetConfig("softmap"))
+    return model, batch
+
+
+def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
+    model, batch = _pretrainer(0)
+    _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
+    row = {k: float(v) for k, v in stats.items()}
+    assert row["effective_rank"] > 2.0 and row["prototype_entropy"] > 1.0
+    assert 0 < row["softmap_entropy_fraction"] < 1
+    assert collapse_problems(row, CollapseConfig()) == []
+    _, plain = model(batch, student_temp=0.1, teacher_temp=0.05)
+    assert "effective_rank" not in plain  # the SVD runs on logged steps only
+
+    # A collapsed teacher: its head maps every unit to the same embedding.
+    with torch.no_grad():
+        last = model.teacher["head"].net[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.linspace(-1, 1, last.bias.numel()))
+    _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
+    row = {k: float(v) for k, v in stats.items()}
+    assert row["effective_rank"] == pytest.approx(1.0, abs=1e-3)
+    assert row["prototype_entropy"] == pytest.approx(0.0, abs=1e-6)
+    assert row["softmap_entropy_fraction"] == pytest.approx(1.0, abs=1e-5)
+    assert len(collapse_problems(row, CollapseConfig())) == 2
