@@ -37,6 +37,7 @@ localrules:
     all,
     all_tables,
     table,
+    claims,
     configured_table,
     figure,
     report,

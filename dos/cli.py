@@ -33,6 +33,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("evaluate",), "dos.engine.evaluate", "evaluate a probe / finetune run (fragments, test-time augmentation)"),
     (("reproduce",), "dos.reproduce", "run the main job at a scale (the README's first command)"),
     (("report", "table"), "dos.report.tables", "build results/tableN.{csv,md,tex}: reproduced mean ± std over seeds next to the paper's numbers"),
+    (("report", "claims"), "dos.report.claims", "decide each of the paper's claims: paired differences over seeds with 95% confidence intervals and verdicts"),
     (("report", "figure"), "dos.report.figures", "draw the paper's comparison figures and sweep curves from table CSVs"),
     (("report", "document"), "dos.report.document", "write the report (Markdown) that shows every table and figure"),
 ]

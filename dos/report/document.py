@@ -1,6 +1,7 @@
 """`dos report document`: the Markdown report that shows every results table and every figure.
 
-It embeds results/tableN.md (in table order) and links every PNG found under the figure folders,
+It embeds results/claims.md first (when present: the paper's claims decided with confidence intervals), then
+results/tableN.md (in table order), and links every PNG found under the figure folders,
 with the scale note and the provenance of what it shows: the git commit, the package versions and
 the sha256 of every embedded file. It holds no date, so the same inputs give the same bytes.
 """
@@ -58,6 +59,8 @@ def build_report(scale: str, results_dir: str | Path, figure_dirs: Sequence[str 
             raise DosError(f"{csv}: built at scale {', '.join(sorted(table_scale))}, not {scale}; "
                            "one report shows one scale")
     figures = find_figures(figure_dirs)
+    claims = Path(results_dir) / "claims.md"
+    claim_files = [claims, claims.with_suffix(".csv")] if claims.is_file() else []
 
     lines = [f"# DOS reproduction report: scale `{scale}`", ""]
     if scale_note(scale):
@@ -69,9 +72,14 @@ def build_report(scale: str, results_dir: str | Path, figure_dirs: Sequence[str 
     versions = package_versions()
     lines.append("- packages: " + ", ".join(f"{name} {versions[name]}" for name in sorted(versions)))
     lines += ["- inputs (sha256):", ""]
-    for path in tables + [md.with_suffix(".csv") for md in tables] + figures:
+    for path in claim_files + tables + [md.with_suffix(".csv") for md in tables] + figures:
         lines.append(f"  - `{_relative(path, out.parent)}` `{file_hash(path)}`")
     lines.append("")
+
+    if claim_files:  # the claims first: what the tables below decide
+        lines += ["## Claims", "", claims.read_text().rstrip("\n"), "",
+                  f"(from `{_relative(claims, out.parent)}`; per-seed differences in "
+                  f"`{_relative(claims.with_suffix('.csv'), out.parent)}`)", ""]
 
     lines += ["## Tables", ""]
     if not tables:

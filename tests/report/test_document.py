@@ -49,3 +49,15 @@ def test_report_refuses_mixed_scales(tmp_path):
 def test_report_without_inputs_says_so(tmp_path):
     text = document.build_report("paper", tmp_path / "results", [tmp_path / "figures"], tmp_path / "report.md")
     assert "No results table" in text and "No figure" in text and "Note." not in text
+
+
+def test_report_shows_the_claims_before_the_tables(tmp_path):
+    from dos.utils.io import write_text
+
+    results = tmp_path / "results"
+    tables.write_table(tables.build_table(tables.load_spec(table5_spec(tmp_path))), results)
+    write_text(results / "claims.md", "### The paper's claims (scale mini)\n\n| claim | verdict |\n")
+    write_text(results / "claims.csv", "table,claim\n")
+    text = document.build_report("mini", results, [], tmp_path / "report.md")
+    assert text.index("## Claims") < text.index("The paper's claims") < text.index("## Tables")
+    assert "claims.csv" in text.split("## Claims")[0]  # hashed in the provenance

@@ -19,10 +19,10 @@ import yaml
 
 from tests.workflow._helpers import copy_tree, environment, run, snakemake
 
-LOCAL = {"all", "all_tables", "table", "configured_table", "figure", "report", "report_full", "label_subsets",
-         "synthetic_figures"}
+LOCAL = {"all", "all_tables", "table", "claims", "configured_table", "figure", "report", "report_full",
+         "label_subsets", "synthetic_figures"}
 SUBMITTED = {"bench_objective", "synthetic_benchmark", "pretrain", "distill", "probe", "finetune",
-             "finetune_scratch", "transfer"}
+             "finetune_scratch", "probe_random", "transfer"}
 
 
 @pytest.fixture(scope="module")

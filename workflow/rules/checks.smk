@@ -51,6 +51,7 @@ def run_jobs():
     for scale, block in config["scales"].items():
         paths += [path for n in TABLES
                   for path in template_runs(template(n), f"runs/{scale}", block["seeds"][:1], list(block["datasets"]))]
+        paths += claim_inputs(CLAIMS, f"runs/{scale}", block["seeds"][:1], TABLES)[1]
         firsts = {}  # one dataset per domain
         for name, entry in block["datasets"].items():
             firsts.setdefault(entry["domain"], name)

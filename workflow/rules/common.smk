@@ -13,6 +13,7 @@ import sys
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from dos.report.claims import claim_inputs
 from dos.report.tables import template_runs
 
 TABLES = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]  # Table 2 (detection) is out of scope
@@ -198,6 +199,15 @@ def template(n):
 def table_inputs(n, scale):
     block = config["scales"][scale]
     return template_runs(template(n), f"runs/{scale}", block["seeds"], list(block["datasets"]))
+
+
+CLAIMS = "workflow/claims.yaml"  # the paper's claims, decided by `dos report claims`
+
+
+def claims_inputs(scale, tables=None):
+    """(tables, run metrics) the claims of a scale read: its main tables' claims (others are reported not run)."""
+    block = config["scales"][scale]
+    return claim_inputs(CLAIMS, f"runs/{scale}", block["seeds"], block["main_tables"] if tables is None else tables)
 
 
 def table_files(n, scale=None):

@@ -4,6 +4,7 @@
 #   probe/<arch>/<data>/<subset>/<pdata>/<variant>/seed<s>/       dos probe of that encoder on <data>
 #   finetune/<arch>/<data>/<subset>/<pdata>/<variant>/seed<s>/    dos finetune from that encoder
 #   finetune/<arch>/<data>/<subset>/scratch/seed<s>/              dos finetune from scratch (supervised baseline)
+#   probe/<arch>/<data>/<subset>/random/seed<s>/                  dos probe of a random frozen encoder (claims)
 #   transfer/<target>/<finetune run>/seed<s>/metrics.json         dos evaluate of a finetune run on <target> (Table 4)
 # <data>/<pdata>: keys of scales.<scale>.datasets; <subset>: full, scenes_<p>pct, points_<n>, shots_<k> (files of
 # `dos data subsets`). A run is shared by every table that names it: the default DOS pretraining on nuScenes feeds
@@ -24,6 +25,7 @@ RUNS = {
     "probe": "runs/{scale}/probe/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
     "finetune": "runs/{scale}/finetune/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
     "finetune_scratch": "runs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}/metrics.json",
+    "probe_random": "runs/{scale}/probe/{arch}/{data}/{subset}/random/seed{seed}/metrics.json",
     "transfer": "runs/{scale}/transfer/{target}/{run}/seed{seed}/metrics.json",
 }
 RUN_WILDCARDS = {  # the rules' own wildcard constraints, on top of common.smk's WILDCARDS
@@ -110,6 +112,10 @@ def finetune_scratch_job(w):
     return _segmentation_job("finetune", w, "null")
 
 
+def probe_random_job(w):
+    return _segmentation_job("probe", w, "null")
+
+
 def transfer_job(w):
     """`dos evaluate` of a finetune run: its overrides apply to the run's saved config (see check_run_configs)."""
     return "evaluate", None, [*data_overrides(w.target, w.scale),
@@ -117,7 +123,7 @@ def transfer_job(w):
 
 
 JOBS = {"pretrain": pretrain_job, "distill": distill_job, "probe": probe_job, "finetune": finetune_job,
-        "finetune_scratch": finetune_scratch_job, "transfer": transfer_job}
+        "finetune_scratch": finetune_scratch_job, "probe_random": probe_random_job, "transfer": transfer_job}
 
 
 def _job_config(job):
@@ -250,6 +256,27 @@ rule finetune_scratch:
     threads: lambda w: resource("finetune", "threads", w.scale)
     resources:
         **_training_resources("finetune"),
+    shell:
+        SEGMENTATION_SHELL
+
+
+rule probe_random:
+    # The same linear probe on a random, frozen encoder: the floor a pretrained encoder must clear (the claims).
+    input:
+        lambda w: data_inputs(w.scale),
+        lambda w: subset_inputs(w.data, w.subset, w.scale),
+    output:
+        RUNS["probe_random"],
+    log:
+        "logs/{scale}/probe/{arch}/{data}/{subset}/random/seed{seed}.log",
+    params:
+        command="probe",
+        launch=lambda w: launcher("probe", w.scale),
+        config=_job_config(probe_random_job),
+        sets=_job_sets(probe_random_job),
+    threads: lambda w: resource("probe", "threads", w.scale)
+    resources:
+        **_training_resources("probe"),
     shell:
         SEGMENTATION_SHELL
 

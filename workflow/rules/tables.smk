@@ -53,8 +53,27 @@ rule figure:
         "dos report figure --tables {input} --out {output} {params.args} > {log} 2>&1"
 
 
+rule claims:
+    # The paper's claims (workflow/claims.yaml), decided from the scale's main tables; the others are "not run".
+    input:
+        spec=CLAIMS,
+        tables=lambda w: [f"results/{w.scale}/table{n}.csv" for n in claims_inputs(w.scale)[0]],
+        runs=lambda w: claims_inputs(w.scale)[1],
+    output:
+        multiext("results/{scale}/claims", ".csv", ".md"),
+    log:
+        "logs/{scale}/tables/claims.log",
+    params:
+        seeds=lambda w: " ".join(map(str, config["scales"][w.scale]["seeds"])),
+        tables=lambda w: " ".join(map(str, config["scales"][w.scale]["main_tables"])),
+    shell:
+        "dos report claims {input.spec} --results results/{wildcards.scale} --scale {wildcards.scale} "
+        "--tables {params.tables} --runs-root runs/{wildcards.scale} --seeds {params.seeds} > {log} 2>&1"
+
+
 def _report_inputs(tables, scale):
     return [*[f"results/{scale}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
+            *[f"results/{scale}/claims.{ext}" for ext in ("csv", "md")],
             *[figure_path(name, scale) for name in figures_for(tables)], *synthetic_outputs(scale)[1:]]
 
 

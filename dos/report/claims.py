@@ -1,0 +1,339 @@
+"""`dos report claims`: the paper's qualitative claims, each decided by a confidence interval over seeds.
+
+A claims spec (workflow/claims.yaml) lists one entry per claim: named terms, each a cell of a results table
+(table, block, row, column, metric) or a run of its own (run, metric), and an expression over them whose sign
+is the claim::
+
+    claims:
+      - table: 5
+        claim: observable > naive
+        terms:
+          a: {block: masked self-distillation, row: observable (ours), column: nuScenes, metric: miou}
+          b: {block: masked self-distillation, row: naive, column: nuScenes, metric: miou}
+        diff: a - b
+
+`diff` is evaluated once per seed on the seed's values (paired by seed: runs of one seed share the data, the
+subsets and the initialisation seed), and once on the paper's numbers (`paper_diff`; empty when a term has no
+paper number). The 95% confidence interval of the mean difference is Student's t-interval over the seeds,
+mean ± t(0.975, n - 1) · sd / sqrt(n). The verdict is *reproduced* when the interval excludes 0 on the paper's
+side, *contradicted* when it excludes 0 on the other side, and *inconclusive* when it covers 0; a claim whose
+direction is given by `expect` (">" the default, or "<") uses that side instead of the paper's. A claim some
+of whose runs are missing at the scale (a dataset not mapped) is *not run*. Entries with `verdict: reported`
+(a ratio, say) get an interval and no verdict.
+
+Expressions use + - * /, numbers, max(...) and min(...), and the term names: nothing else is evaluated.
+Values are in % (metrics.json fractions x 100), read from each cell's per-seed runs as listed in the table CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dos.errors import DosError
+from dos.report.tables import KEY, _text, read_metric, read_table_csv, scale_note
+from dos.utils.io import write_text
+
+COLUMNS = ["table", "claim", "paper_diff", "diff", "ci_low", "ci_high", "n_seeds", "verdict", "seeds", "method",
+           "per_seed", "note"]
+METHOD = "paired t-interval over seeds, 95%"
+VERDICTS = ("reproduced", "inconclusive", "contradicted", "not run", "reported")
+
+# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30; beyond, the normal-approximation expansion
+# (Abramowitz & Stegun 26.7.5) is accurate to 1e-4.
+_T975 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
+         2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
+         2.0518, 2.0484, 2.0452, 2.0423]
+
+
+def t_quantile_975(df: int) -> float:
+    """t(0.975, df), the factor of a two-sided 95% t-interval."""
+    if df < 1:
+        raise ValueError(f"a t-interval needs at least 2 values (df >= 1), got df = {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def t_interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% t-interval of the mean; NaN bounds for fewer than two values."""
+    if not values:
+        return math.nan, math.nan, math.nan
+    mean = math.fsum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = t_quantile_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float, direction: float) -> str:
+    """reproduced / contradicted / inconclusive for an interval and the claimed sign (+1 or -1)."""
+    if math.isnan(low) or math.isnan(high) or direction == 0:
+        return "inconclusive"
+    if low > 0 or high < 0:
+        return "reproduced" if (low > 0) == (direction > 0) else "contradicted"
+    return "inconclusive"
+
+
+_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd,
+            ast.Constant, ast.Name, ast.Load, ast.Call)
+
+
+def check_expression(text: str, names: set[str], where: str) -> ast.Expression:
+    """Parse `text`; only arithmetic, numbers, max/min and the given names are allowed."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as error:
+        raise DosError(f"{where}: cannot parse diff {text!r} ({error.msg})") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise DosError(f"{where}: diff {text!r} uses {type(node).__name__}; only + - * /, numbers, max, min "
+                           "and the term names are allowed")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in ("max", "min")
+                                               and not node.keywords):
+            raise DosError(f"{where}: diff {text!r} calls something other than max(...) or min(...)")
+        if isinstance(node, ast.Name) and node.id not in names | {"max", "min"}:
+            raise DosError(f"{where}: diff {text!r} names {node.id!r}, which is not a term ({sorted(names)})")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
+            raise DosError(f"{where}: diff {text!r} holds the non-number {node.value!r}")
+    return tree
+
+
+def evaluate(tree: ast.Expression, values: dict[str, float]) -> float:
+    def walk(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return values[node.id]
+        if isinstance(node, ast.UnaryOp):
+            return -walk(node.operand) if isinstance(node.op, ast.USub) else walk(node.operand)
+        if isinstance(node, ast.Call):
+            args = [walk(arg) for arg in node.args]
+            return max(args) if node.func.id == "max" else min(args)
+        left, right = walk(node.left), walk(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        return left / right if right != 0 else math.nan
+    return walk(tree)
+
+
+def load_claims(path: str | Path) -> list[dict[str, Any]]:
+    """Read and check a claims spec; every error names the file and the entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise DosError(f"{path}: claims spec not found")
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or set(spec) != {"claims"} or not isinstance(spec["claims"], list) \
+            or not spec["claims"]:
+        raise DosError(f"{path}: a claims spec is a mapping with one key, claims: a non-empty list")
+    checked, seen = [], set()
+    for i, entry in enumerate(spec["claims"]):
+        where = f"{path}: claims[{i}]"
+        if not isinstance(entry, dict):
+            raise DosError(f"{where}: each claim is a mapping with table, claim, terms, diff")
+        unknown = set(entry) - {"table", "claim", "terms", "diff", "expect", "verdict", "note"}
+        if unknown:
+            raise DosError(f"{where}: unknown keys {sorted(unknown)}")
+        for name in ("table", "claim", "terms", "diff"):
+            if name not in entry:
+                raise DosError(f"{where}: missing key '{name}'")
+        if not isinstance(entry["table"], int) or not isinstance(entry["claim"], str):
+            raise DosError(f"{where}: 'table' must be a table number and 'claim' a text")
+        if (entry["table"], entry["claim"]) in seen:
+            raise DosError(f"{where}: claim {entry['claim']!r} of Table {entry['table']} is listed twice")
+        seen.add((entry["table"], entry["claim"]))
+        terms = entry["terms"]
+        if not isinstance(terms, dict) or not terms:
+            raise DosError(f"{where}: 'terms' must map names to cells or runs")
+        checked_terms = {}
+        for name, term in terms.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)) or name in ("max", "min"):
+                raise DosError(f"{where}: term name {name!r} is not an identifier (or is max/min)")
+            if not isinstance(term, dict):
+                raise DosError(f"{where}: term {name!r} must be a mapping")
+            if "run" in term:
+                if set(term) - {"run", "metric"} or "metric" not in term:
+                    raise DosError(f"{where}: term {name!r}: a run term has exactly the keys run and metric")
+                checked_terms[name] = {"run": str(term["run"]).strip("/"), "metric": str(term["metric"])}
+            else:
+                extra = set(term) - {*KEY, "table"}
+                if extra or not {"row", "column", "metric"} <= set(term):
+                    raise DosError(f"{where}: term {name!r}: a cell term has the keys block, row, column, metric "
+                                   "(and optionally table)")
+                checked_terms[name] = {"table": int(term.get("table", entry["table"])),
+                                       **{key: _text(term.get(key)) for key in KEY}}
+        expect = entry.get("expect")
+        if expect not in (None, ">", "<"):
+            raise DosError(f"{where}: 'expect' must be '>' or '<', got {expect!r}")
+        if entry.get("verdict") not in (None, "reported"):
+            raise DosError(f"{where}: 'verdict' may only be 'reported' (an interval without a verdict)")
+        tree = check_expression(str(entry["diff"]), set(checked_terms), where)
+        checked.append({"table": entry["table"], "claim": entry["claim"], "terms": checked_terms,
+                        "diff": str(entry["diff"]), "tree": tree, "expect": expect,
+                        "reported": entry.get("verdict") == "reported", "note": str(entry.get("note", ""))})
+    return checked
+
+
+_SEED = re.compile(r"(?:^|/)seed(\d+)(?:/|$)")
+
+
+def _seed_of(run_path: str) -> int:
+    found = _SEED.search(run_path)
+    if not found:
+        raise DosError(f"{run_path}: a run path must hold a seed<N> folder to pair runs by seed")
+    return int(found.group(1))
+
+
+class _Sources:
+    """Per-seed values (%) of each term: from the table CSVs' `runs` columns, or from run folders."""
+
+    def __init__(self, results: Path, runs_root: str | None, seeds: list[int] | None, base: Path):
+        self.results, self.runs_root, self.seeds, self.base = results, runs_root, seeds, base
+        self.tables: dict[int, Any] = {}
+
+    def _table(self, table: int):
+        if table not in self.tables:
+            self.tables[table] = read_table_csv(self.results / f"table{table}.csv")
+        return self.tables[table]
+
+    def values(self, term: dict[str, Any], where: str) -> tuple[dict[int, float], float]:
+        """({seed: value %}, paper value % or NaN)."""
+        if "run" in term:
+            if self.runs_root is None or not self.seeds:
+                raise DosError(f"{where}: run term {term['run']!r} needs --runs-root and --seeds")
+            paths = [f"{self.runs_root.rstrip('/')}/{term['run']}/seed{seed}/metrics.json" for seed in self.seeds]
+            present = [p for p in paths if (self.base / p).is_file()]
+            return {_seed_of(p): read_metric(self.base / p, term["metric"]) for p in present}, math.nan
+        frame = self._table(term["table"])
+        match = frame
+        for key in KEY:
+            match = match[match[key] == term[key]]
+        if match.empty:
+            raise DosError(f"{where}: {' | '.join(term[k] for k in KEY)!r} is not a cell of "
+                           f"{self.results / ('table%d.csv' % term['table'])}")
+        row = match.iloc[0]
+        runs = [run for run in str(row["runs"]).split(";") if run]
+        return ({_seed_of(run): read_metric(self.base / run, term["metric"]) for run in runs},
+                float(row["paper"]))
+
+
+def claim_inputs(path: str | Path, runs_root: str, seeds: list[int], tables: list[int]
+                 ) -> tuple[list[int], list[str]]:
+    """What `dos report claims --tables ...` reads at a scale (the workflow's inputs): the numbers of the tables
+    whose CSVs its decided claims read, and the metrics.json of every seed of their run terms."""
+    claims = [c for c in load_claims(path) if c["table"] in tables]
+    needed = sorted({term["table"] for c in claims for term in c["terms"].values() if "run" not in term})
+    runs = [f"{runs_root.rstrip('/')}/{term['run']}/seed{seed}/metrics.json"
+            for c in claims for term in c["terms"].values() if "run" in term for seed in seeds]
+    return needed, list(dict.fromkeys(runs))
+
+
+def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | None = None,
+                 seeds: list[int] | None = None, base: str | Path = ".", scale: str = "mini",
+                 tables: list[int] | None = None):
+    """One row per claim (COLUMNS). With `tables`, claims of other tables are *not run* (their tables are not
+    built at this scale)."""
+    import pandas as pd
+
+    sources = _Sources(Path(results), runs_root, seeds, Path(base))
+    records = []
+    for claim in claims:
+        where = f"claim {claim['claim']!r} (Table {claim['table']})"
+        if tables is not None and claim["table"] not in tables:
+            records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": math.nan,
+                            "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": 0,
+                            "verdict": "not run", "seeds": "", "method": METHOD, "per_seed": "",
+                            "note": f"Table {claim['table']} is not built at this scale (scales.{scale}.main_tables)"})
+            continue
+        per_term, paper = {}, {}
+        for name, term in claim["terms"].items():
+            per_term[name], paper[name] = sources.values(term, where)
+        common = sorted(set.intersection(*(set(v) for v in per_term.values())))
+        missing = sorted(set().union(*(set(v) for v in per_term.values())) - set(common))
+        paper_diff = math.nan if any(math.isnan(v) for v in paper.values()) else evaluate(claim["tree"], paper)
+        diffs = [evaluate(claim["tree"], {name: per_term[name][seed] for name in per_term}) for seed in common]
+        mean, low, high = t_interval(diffs)
+        direction = {">": 1.0, "<": -1.0}.get(claim["expect"]) if claim["expect"] else \
+            (math.copysign(1.0, paper_diff) if not math.isnan(paper_diff) and paper_diff != 0 else 1.0)
+        if not common:
+            outcome = "not run"
+        elif claim["reported"]:
+            outcome = "reported"
+        else:
+            outcome = verdict(low, high, direction)
+        notes = [claim["note"]] if claim["note"] else []
+        if missing:
+            notes.append(f"seeds {missing} lack a term's run and are left out")
+        if claim["expect"] is None and (math.isnan(paper_diff) or paper_diff == 0):
+            notes.append("direction: '>' (the paper gives no difference)")
+        records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": paper_diff, "diff": mean,
+                        "ci_low": low, "ci_high": high, "n_seeds": len(common), "verdict": outcome,
+                        "seeds": " ".join(map(str, common)), "method": METHOD,
+                        "per_seed": " ".join(f"{d:.2f}" for d in diffs), "note": "; ".join(notes)})
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS)
+    frame.attrs["scale"] = scale
+    return frame
+
+
+def _fmt(value: float, sign: bool = True) -> str:
+    return "" if value is None or math.isnan(value) else (f"{value:+.2f}" if sign else f"{value:.2f}")
+
+
+def render_markdown(frame, scale: str) -> str:
+    import pandas as pd
+
+    shown = pd.DataFrame({
+        "table": frame["table"].astype(str), "claim": frame["claim"],
+        "paper diff": [_fmt(v) for v in frame["paper_diff"]], "reproduced diff": [_fmt(v) for v in frame["diff"]],
+        "95% CI": [f"[{_fmt(a)}, {_fmt(b)}]" if not math.isnan(a) else "" for a, b in zip(frame["ci_low"],
+                                                                                          frame["ci_high"])],
+        "seeds": frame["n_seeds"].astype(int).astype(str), "verdict": frame["verdict"], "note": frame["note"],
+    })
+    counts = frame["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+    parts = [f"### The paper's claims (scale {scale})", "",
+             f"{summary}. Differences in mIoU points (%); {METHOD} (paired by seed). *reproduced*: the interval "
+             "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0.", ""]
+    if scale_note(scale):
+        parts += [f"> **Note.** {scale_note(scale)}", ""]
+    parts += [shown.to_markdown(index=False, disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="claims spec YAML (workflow/claims.yaml)")
+    parser.add_argument("--results", required=True, help="folder of the scale's tableN.csv (results/<scale>)")
+    parser.add_argument("--scale", default="mini", help="the scale (shown in the outputs)")
+    parser.add_argument("--runs-root", default=None, help="for run terms: <runs-root>/<run>/seed<s>/metrics.json")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="for run terms: the seeds")
+    parser.add_argument("--base", default=".", help="folder the run paths start from (default: .)")
+    parser.add_argument("--out-dir", default=None, help="where claims.{csv,md} go (default: --results)")
+    parser.add_argument("--tables", type=int, nargs="+", default=None,
+                        help="the tables built at this scale; claims of other tables are reported as not run")
+
+
+def run(args: argparse.Namespace) -> int:
+    frame = build_claims(load_claims(args.spec), Path(args.results), args.runs_root, args.seeds, args.base,
+                         args.scale, args.tables)
+    out = Path(args.out_dir or args.results)
+    write_text(out / "claims.csv", frame.to_csv(index=False, lineterminator="\n"))
+    write_text(out / "claims.md", render_markdown(frame, args.scale))
+    print(out / "claims.csv")
+    print(out / "claims.md")
+    counts = frame["verdict"].value_counts().to_dict()
+    print(f"claims ({args.scale}): " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    return 0

@@ -1,0 +1,162 @@
+"""dos report claims: paired per-seed differences, t-intervals and verdicts, from fake runs and tables."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+
+import pytest
+import yaml
+
+from dos.errors import DosError
+from dos.report import claims, tables
+from dos.report.tables import KEY, paper_numbers
+from tests.report.helpers import write_metrics, write_spec
+
+REPO_CLAIMS = "workflow/claims.yaml"
+
+
+def test_t_quantiles_are_students():
+    scipy_stats = pytest.importorskip("scipy.stats")  # scipy comes with the dev extra (POT)
+    for df in (1, 2, 3, 5, 10, 29, 30, 31, 45, 100, 1000):
+        assert claims.t_quantile_975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=2e-4)
+    with pytest.raises(ValueError):
+        claims.t_quantile_975(0)
+
+
+def test_t_interval_by_hand_and_verdicts():
+    mean, low, high = claims.t_interval([1.0, 2.0, 6.0])
+    half = 4.3027 * statistics.stdev([1.0, 2.0, 6.0]) / math.sqrt(3)
+    assert mean == pytest.approx(3.0) and low == pytest.approx(3.0 - half) and high == pytest.approx(3.0 + half)
+    assert math.isnan(claims.t_interval([2.0])[1])
+    assert claims.verdict(0.5, 2.0, +1) == "reproduced"
+    assert claims.verdict(0.5, 2.0, -1) == "contradicted"
+    assert claims.verdict(-2.0, -0.5, +1) == "contradicted"
+    assert claims.verdict(-0.5, 2.0, +1) == "inconclusive"
+    assert claims.verdict(math.nan, math.nan, +1) == "inconclusive"
+
+
+def test_expressions_allow_arithmetic_and_max_only():
+    tree = claims.check_expression("max(a, b) - min(c, 2) / 4", {"a", "b", "c"}, "here")
+    assert claims.evaluate(tree, {"a": 1.0, "b": 3.0, "c": 6.0}) == pytest.approx(3.0 - 0.5)
+    for bad, message in [("__import__('os')", "calls something other"), ("a.real", "Attribute"),
+                         ("d - a", "not a term"), ("a if b else c", "IfExp"), ("a -", "cannot parse"),
+                         ("'x' + a", "non-number")]:
+        with pytest.raises(DosError, match=message):
+            claims.check_expression(bad, {"a", "b", "c"}, "here")
+
+
+def _table5(root, values: dict[str, list[float]], seeds=(0, 1, 2)):
+    """results/table5.csv from fake per-seed runs: values[row] = mIoU fractions per seed."""
+    cells = []
+    for row, per_seed in values.items():
+        block = "masked self-distillation"
+        runs = [write_metrics(root / f"runs/{row.replace(' ', '_')}/seed{s}/metrics.json", miou=v)
+                for s, v in zip(seeds, per_seed)]
+        cells.append({"block": block, "row": row, "column": "nuScenes", "metric": "miou", "runs": runs})
+    spec = write_spec(root / "t5.yaml", 5, "mini", cells)
+    tables.write_table(tables.build_table(tables.load_spec(spec)), root / "results")
+
+
+def _spec(root, entries):
+    path = root / "claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": entries}, sort_keys=False))
+    return path
+
+
+def _pair(claim, a, b, **extra):
+    return {"table": 5, "claim": claim, "diff": "a - b", **extra,
+            "terms": {"a": {"block": "masked self-distillation", "row": a, "column": "nuScenes", "metric": "miou"},
+                      "b": {"block": "masked self-distillation", "row": b, "column": "nuScenes", "metric": "miou"}}}
+
+
+def test_claims_pair_runs_by_seed_and_decide(tmp_path):
+    _table5(tmp_path, {
+        "observable (ours)": [0.60, 0.70, 0.65],   # beats naive by 2, 2.5, 1.5 points: reproduced
+        "naive": [0.58, 0.675, 0.635],
+        "token jitter": [0.59, 0.66, 0.66],        # vs naive: +1, -1.5, +2.5: inconclusive
+    })
+    spec = _spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive"),
+                            _pair("token jitter >= naive", "token jitter", "naive"),
+                            _pair("naive > observable", "naive", "observable (ours)", expect=">")])
+    frame = claims.build_claims(claims.load_claims(spec), tmp_path / "results", base=".")
+    assert list(frame.columns) == claims.COLUMNS
+    first = frame.iloc[0]
+    # paired: the per-seed differences, not the difference of means with unpaired spreads
+    assert first["per_seed"] == "2.00 2.50 1.50" and first["n_seeds"] == 3 and first["seeds"] == "0 1 2"
+    assert first["diff"] == pytest.approx(2.0)
+    half = 4.3027 * statistics.stdev([2.0, 2.5, 1.5]) / math.sqrt(3)
+    assert first["ci_low"] == pytest.approx(2.0 - half) and first["ci_high"] == pytest.approx(2.0 + half)
+    assert first["paper_diff"] == pytest.approx(69.3 - 54.7) and first["verdict"] == "reproduced"
+    assert frame.iloc[1]["verdict"] == "inconclusive"
+    assert frame.iloc[2]["verdict"] == "contradicted"  # expect '>' overrides the paper's side
+    assert "t-interval" in first["method"]
+
+
+def test_claims_of_unbuilt_tables_and_missing_seeds_are_said(tmp_path):
+    _table5(tmp_path, {"observable (ours)": [0.60, 0.70, 0.65], "naive": [0.58, 0.675]})
+    entries = [_pair("observable > naive", "observable (ours)", "naive"),
+               {"table": 8, "claim": "interior optimum", "diff": "a",
+                "terms": {"a": {"block": "", "row": "ScanNet (mIoU)", "column": "1.3", "metric": "miou"}}}]
+    frame = claims.build_claims(claims.load_claims(_spec(tmp_path, entries)), tmp_path / "results", tables=[5])
+    assert frame.iloc[0]["n_seeds"] == 2 and "seeds [2]" in frame.iloc[0]["note"]
+    assert frame.iloc[1]["verdict"] == "not run" and "not built" in frame.iloc[1]["note"]
+
+
+def test_run_terms_and_reported_ratios(tmp_path):
+    _table5(tmp_path, {"observable (ours)": [0.60, 0.70, 0.65]})
+    for s, v in enumerate([0.40, 0.50, 0.44]):
+        write_metrics(tmp_path / f"runs/random/seed{s}/metrics.json", miou=v)
+    observable = {"block": "masked self-distillation", "row": "observable (ours)", "column": "nuScenes",
+                  "metric": "miou"}
+    entries = [{"table": 5, "claim": "beats random", "diff": "a - b",
+                "terms": {"a": observable, "b": {"run": "runs/random", "metric": "miou"}}},
+               {"table": 5, "claim": "ratio", "diff": "a / b", "verdict": "reported",
+                "terms": {"a": observable, "b": {"run": "runs/random", "metric": "miou"}}}]
+    frame = claims.build_claims(claims.load_claims(_spec(tmp_path, entries)), tmp_path / "results",
+                                runs_root=str(tmp_path), seeds=[0, 1, 2])
+    assert frame.iloc[0]["per_seed"] == "20.00 20.00 21.00" and frame.iloc[0]["verdict"] == "reproduced"
+    assert math.isnan(frame.iloc[0]["paper_diff"]) and "direction" in frame.iloc[0]["note"]
+    assert frame.iloc[1]["verdict"] == "reported" and frame.iloc[1]["diff"] == pytest.approx(
+        (0.60 / 0.40 + 0.70 / 0.50 + 0.65 / 0.44) / 3)
+
+
+def test_the_command_writes_csv_and_md(tmp_path):
+    _table5(tmp_path, {"observable (ours)": [0.60, 0.70, 0.65], "naive": [0.58, 0.675, 0.635]})
+    spec = _spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")])
+    parser = argparse.ArgumentParser()
+    claims.configure(parser)
+    assert claims.run(parser.parse_args([str(spec), "--results", str(tmp_path / "results"), "--scale", "mini"])) == 0
+    md = (tmp_path / "results" / "claims.md").read_text()
+    assert "observable > naive" in md and "reproduced" in md and "95% CI" in md and "synthetic benchmark" in md
+    assert (tmp_path / "results" / "claims.csv").read_text().startswith("table,claim,paper_diff,diff,ci_low")
+
+
+def test_bad_claims_specs_name_the_entry(tmp_path):
+    good = _pair("x", "naive", "token jitter")
+    cases = [({"claims": []}, "non-empty list"),
+             ({"claims": [{**good, "colour": 1}]}, r"claims\[0\]: unknown keys"),
+             ({"claims": [{k: v for k, v in good.items() if k != "diff"}]}, "missing key 'diff'"),
+             ({"claims": [good, good]}, "listed twice"),
+             ({"claims": [{**good, "expect": ">="}]}, "'expect'"),
+             ({"claims": [{**good, "terms": {"max": good["terms"]["a"]}, "diff": "max"}]}, "not an identifier"),
+             ({"claims": [{**good, "terms": {"a": {"run": "x"}}, "diff": "a"}]}, "run and metric")]
+    for i, (content, message) in enumerate(cases):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(yaml.safe_dump(content))
+        with pytest.raises(DosError, match=message):
+            claims.load_claims(path)
+
+
+def test_the_repository_claims_name_real_cells_and_cover_the_issue():
+    """Every cell term of workflow/claims.yaml is a cell of the paper's tables, and every table the claims
+    must cover has at least one claim."""
+    checked = claims.load_claims(REPO_CLAIMS)
+    known = {(int(r["table"]), *(r[k] for k in KEY)) for _, r in paper_numbers().iterrows()}
+    for claim in checked:
+        for term in claim["terms"].values():
+            if "run" not in term:
+                assert (term["table"], *(term[k] for k in KEY)) in known, (claim["claim"], term)
+    assert {c["table"] for c in checked} >= {1, 5, 8, 9, 10, 11, 12}
+    assert sum(c["table"] == 5 for c in checked) == 6
