@@ -232,6 +232,12 @@ def start_run(schema: type, args: argparse.Namespace, command: str) -> RunStart:
                     folder=folder)
 
 
+def budget_record(total_steps: int, steps_per_epoch: int, batch_size: int, scenes: int) -> dict[str, Any]:
+    """What a run's training budget was, for its provenance (the tables' budget notes read it back)."""
+    return {"batch_size": batch_size, "train_scenes": scenes, "steps_per_epoch": steps_per_epoch,
+            "epochs": round(total_steps / steps_per_epoch, 2)}
+
+
 def input_hashes(data: "DataConfig", dataset: Any, **weights: str | Path | None) -> dict[str, str]:
     """The hashes of what a run consumes: the data fingerprint, the scene-list / annotation files, and the
     given weight files (each verified against the summary of the run that wrote it, when there is one)."""

@@ -246,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
     teacher_file = teacher_weights_file(config)
     inputs = input_hashes(config.data, dataset, teacher=teacher_file)
     start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total,
-                          "teacher_weights": str(teacher_file), "teacher_weights_sha256": inputs["teacher"]})
+                          "teacher_weights": str(teacher_file), "teacher_weights_sha256": inputs["teacher"],
+                          **budget_record(total, steps_per_epoch, config.train.batch_size, len(dataset))})
     batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
     loader_state: dict = {}
     autocast = device.type == "cuda" and config.train.bf16

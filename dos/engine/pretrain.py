@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.errors import DosError
+    from dos.engine.common import budget_record
     from dos.pretrain.diagnostics import collapse_problems
     from dos.utils.io import save_torch
 
@@ -124,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
     inputs = input_hashes(config.data, dataset)
-    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total})
+    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total,
+                          **budget_record(total, steps_per_epoch, config.train.batch_size, len(dataset))})
     batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
     loader_state: dict = {}
     autocast = device.type == "cuda" and config.train.bf16

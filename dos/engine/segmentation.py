@@ -26,6 +26,7 @@ from dos.engine.optim import OptimConfig
 from dos.config.ranges import check_ranges
 
 MODES = ("probe", "finetune")
+SOLVERS = ("sgd", "lbfgs")
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,19 @@ class HeadConfig:
     weights: str = "teacher"        # teacher (EMA) | student
     grid_size: float = 0.05         # input voxel (m)
     cache_features: bool = False    # probe only: frozen features computed once per scene, without augmentation
+    solver: str = "sgd"             # probe only: sgd (train.* steps of optim.*) | lbfgs (solved to convergence)
+    l2: float = 1.0e-4              # lbfgs: weight of l2/2 |W|^2 on the standardised features
+    max_iter: int = 1000            # lbfgs: iteration cap (a run that hits it is recorded as not converged)
+    tolerance: float = 1.0e-4       # lbfgs: converged when every gradient entry is below this
 
     def __post_init__(self) -> None:
         if self.weights not in ("teacher", "student"):
             raise ValueError(f"weights must be teacher or student, got {self.weights!r}")
-        check_ranges(self, positive=("grid_size",))
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.solver == "lbfgs" and not self.cache_features:
+            raise ValueError("solver lbfgs fits cached features: set cache_features: true")
+        check_ranges(self, positive=("grid_size", "max_iter", "tolerance"), nonnegative=("l2",))
 
 
 @dataclass(frozen=True)
@@ -185,17 +194,66 @@ def open_split(config: SegmentationRunConfig, split: str, labelled_subset: bool)
     return open_dataset(config.data, split, labelled_subset)
 
 
+def _finish(start, model: SegmentationModel, result, mode: str, in_channels: int, num_classes: int,
+            extra_metrics: dict | None = None) -> None:
+    """Evaluate the validation split, then write model.pt, metrics.json and summary.json (main process)."""
+    from dos.engine.common import peak_memory_bytes
+    from dos.utils.io import save_torch, write_json
+
+    config, out, device = start.config, start.out, start.device
+    val_set = open_split(config, config.data.val_split, labelled_subset=False)
+    metrics = evaluate_model(model, val_set, config, device)
+    save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": in_channels,
+                                  "num_classes": num_classes})
+    metrics.update(split=config.data.val_split, mode=mode, wall_seconds=result.wall_seconds(start.timer.seconds()),
+                   peak_memory_bytes=result.peak_memory(peak_memory_bytes(device)), seed=config.seed,
+                   **(extra_metrics or {}))
+    write_json(out / "metrics.json", metrics)
+    start.write_summary(result, ["model.pt", "metrics.json"])
+    print(f"[{mode}] {config.data.val_split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}"
+          f"  allAcc {100 * metrics['allacc']:.2f}  -> {out / 'metrics.json'}", flush=True)
+
+
+def _solve_probe(start, model: SegmentationModel, train_set, cache, in_channels: int) -> int:
+    """head.solver lbfgs: the linear layer solved to convergence on every training scene's cached features
+    (dos/engine/linear_probe.py), in one process; then the same evaluation and records as the stepped probe."""
+    from dos.engine.linear_probe import fit_linear_probe
+    from dos.engine.loop import LoopResult
+
+    config = start.config
+    features = torch.cat([f for f, _ in cache]).cpu()
+    labels = torch.cat([y for _, y in cache]).cpu()
+    fit = fit_linear_probe(features, labels, train_set.num_classes, l2=config.head.l2,
+                           max_iter=config.head.max_iter, tolerance=config.head.tolerance,
+                           ignore_index=train_set.ignore_index)
+    del features, labels, cache
+    state = "converged" if fit.converged else f"NOT converged (max_iter {config.head.max_iter} reached)"
+    print(f"[probe] lbfgs: {fit.iterations} iterations, {fit.evaluations} evaluations on {fit.points} points, "
+          f"loss {fit.loss:.6f}, max |grad| {fit.grad_max:.2e}: {state}", flush=True)
+    with torch.no_grad():
+        model.classifier.weight.copy_(fit.weight)
+        model.classifier.bias.copy_(fit.bias)
+    result = LoopResult(start_step=0, steps_done=fit.iterations, prior_seconds=0.0, prior_peak_memory=0)
+    _finish(start, model, result, "probe", in_channels, train_set.num_classes, {"probe_fit": fit.record()})
+    return 0
+
+
 def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     from dos.engine import distributed
-    from dos.engine.common import input_channels, input_hashes, peak_memory_bytes, seed_from, start_run, to_device
-    from dos.engine.loop import train_loop
+    from dos.cli import DosError
+    from dos.engine.common import budget_record, input_channels, input_hashes, seed_from, start_run, to_device
+    from dos.engine.loop import LoopResult, train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
-    from dos.utils.io import save_torch, write_json
 
     start = start_run(SegmentationRunConfig, args, mode)
     config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
                                                start.timer)
+    solved = config.head.solver == "lbfgs"
+    if solved and mode != "probe":
+        raise DosError(f"{args.config}: head.solver lbfgs is a probe option; {mode} trains with solver sgd")
+    if solved and world > 1:
+        raise DosError("head.solver lbfgs is one full-batch solve in one process; launch dos probe without torchrun")
     train_set = open_split(config, config.data.train_split, labelled_subset=True)
     in_channels = input_channels(train_set, config.data)
     model = build_model(config, mode, in_channels, train_set.num_classes).to(device)
@@ -208,9 +266,16 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     steps_per_epoch = max(1, len(train_set) // batch)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
     inputs = input_hashes(config.data, train_set, pretrained=config.head.pretrained)
-    start.record(inputs, {"mode": mode, "world_size": world, "total_steps": total, "data_fingerprint": inputs["data"]})
+    budget = budget_record(total, steps_per_epoch, batch, len(train_set))
+    start.record(inputs, {"mode": mode, "world_size": world, "total_steps": total, "data_fingerprint": inputs["data"],
+                          "solver": config.head.solver if mode == "probe" else "sgd",
+                          **({"train_scenes": len(train_set)} if solved else budget)})
+    if solved and start.resumed and start.finished(LoopResult(0, 0, 0.0, 0), ["model.pt", "metrics.json"]):
+        return 0
     cache = _cached_features(model.to(device), train_set, config) if (mode == "probe" and
                                                                       config.head.cache_features) else None
+    if solved:
+        return _solve_probe(start, model, train_set, cache, in_channels)
     loss_fn = nn.CrossEntropyLoss(ignore_index=train_set.ignore_index)
     autocast = device.type == "cuda" and config.train.bf16
 
@@ -243,15 +308,6 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
                         step_fn=step_fn, label=mode, started_at=timer.start)
     if distributed.is_main() and not start.finished(result, ["model.pt", "metrics.json"]):
-        val_set = open_split(config, config.data.val_split, labelled_subset=False)
-        metrics = evaluate_model(model, val_set, config, device)
-        save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": in_channels,
-                                      "num_classes": train_set.num_classes})
-        metrics.update(split=config.data.val_split, mode=mode, wall_seconds=result.wall_seconds(timer.seconds()),
-                       peak_memory_bytes=result.peak_memory(peak_memory_bytes(device)), seed=config.seed)
-        write_json(out / "metrics.json", metrics)
-        start.write_summary(result, ["model.pt", "metrics.json"])
-        print(f"[{mode}] {config.data.val_split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}"
-              f"  allAcc {100 * metrics['allacc']:.2f}  -> {out / 'metrics.json'}", flush=True)
+        _finish(start, model, result, mode, in_channels, train_set.num_classes)
     distributed.shutdown()
     return 0

@@ -18,7 +18,8 @@ paper number). The 95% confidence interval of the mean difference is Student's t
 mean ± t(0.975, n - 1) · sd / sqrt(n). The verdict is *reproduced* when the interval excludes 0 on the paper's
 side, *contradicted* when it excludes 0 on the other side, and *inconclusive* when it covers 0; a claim whose
 direction is given by `expect` (">" the default, or "<") uses that side instead of the paper's. A claim some
-of whose runs are missing at the scale (a dataset not mapped) is *not run*. Entries with `verdict: reported`
+of whose runs are missing at the scale (a dataset not mapped) is *not run*; so is a claim of a table the scale
+does not build, unless every term of it is a run of its own (then its runs are made and it is decided). Entries with `verdict: reported`
 (a ratio, say) get an interval and no verdict.
 
 Expressions use + - * /, numbers, max(...) and min(...), and the term names: nothing else is evaluated.
@@ -231,11 +232,17 @@ class _Sources:
                 float(row["paper"]))
 
 
+def decided_at(claim: dict[str, Any], tables: list[int]) -> bool:
+    """Whether a scale that builds `tables` decides `claim`: its table is built there, or every term is a run
+    of its own (those runs are the claims rule's inputs, so they are made wherever the claim is listed)."""
+    return claim["table"] in tables or all("run" in term for term in claim["terms"].values())
+
+
 def claim_inputs(path: str | Path, runs_root: str, seeds: list[int], tables: list[int]
                  ) -> tuple[list[int], list[str]]:
     """What `dos report claims --tables ...` reads at a scale (the workflow's inputs): the numbers of the tables
     whose CSVs its decided claims read, and the metrics.json of every seed of their run terms."""
-    claims = [c for c in load_claims(path) if c["table"] in tables]
+    claims = [c for c in load_claims(path) if decided_at(c, tables)]
     needed = sorted({term["table"] for c in claims for term in c["terms"].values() if "run" not in term})
     runs = [f"{runs_root.rstrip('/')}/{term['run']}/seed{seed}/metrics.json"
             for c in claims for term in c["terms"].values() if "run" in term for seed in seeds]
@@ -253,7 +260,7 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
     records = []
     for claim in claims:
         where = f"claim {claim['claim']!r} (Table {claim['table']})"
-        if tables is not None and claim["table"] not in tables:
+        if tables is not None and not decided_at(claim, tables):
             records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": math.nan,
                             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": 0,
                             "verdict": "not run", "seeds": "", "method": METHOD, "per_seed": "",

@@ -234,8 +234,11 @@ def read_metric(path: str | Path, key: str) -> float:
 
 def build_table(spec: dict[str, Any], base: str | Path = ".") -> "pd.DataFrame":
     """One row per cell of the paper's table: the mean and sample std (ddof=1) over the runs of each
-    spec cell, the paper's value and diff = reproduced_mean - paper. Relative run paths start at `base`."""
+    spec cell, the paper's value and diff = reproduced_mean - paper. Relative run paths start at `base`.
+    A cell's note ends with the training budget its runs recorded (dos/report/budget.py)."""
     import pandas as pd
+
+    from dos.report.budget import budget_note
 
     table, scale = spec["table"], spec["scale"]
     paper = paper_numbers()
@@ -270,7 +273,8 @@ def build_table(spec: dict[str, Any], base: str | Path = ".") -> "pd.DataFrame":
         values = [read_metric(Path(base) / run, key[3]) for run in runs]
         mean = math.fsum(values) / len(values) if values else math.nan
         std = statistics.stdev(values) if len(values) > 1 else math.nan
-        note = NOTE_SEPARATOR.join(text for text in [scale_note(scale), *cell_notes(spec, key)] if text)
+        note = NOTE_SEPARATOR.join(text for text in [scale_note(scale), *cell_notes(spec, key),
+                                                     budget_note(runs, base)] if text)
         records.append({"table": table, **dict(zip(KEY, key)), "scale": scale, "n_seeds": len(values),
                         "reproduced_mean": mean, "reproduced_std": std, "paper": paper_value,
                         "diff": mean - paper_value, "runs": ";".join(runs), "note": note})

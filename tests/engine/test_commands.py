@@ -41,6 +41,9 @@ def test_pretrain_writes_weights_history_and_provenance(pretrained):
     provenance = json.loads((pretrained / "provenance.json").read_text())
     assert provenance["seed"] == 0 and len(provenance["config_hash"]) == 64 and provenance["data_fingerprint"]
     assert "torch" in provenance["packages"]
+    scenes, per_epoch = provenance["train_scenes"], provenance["steps_per_epoch"]   # the tables' budget notes
+    assert provenance["batch_size"] == 2 and per_epoch == max(1, scenes // 2) and scenes >= 1
+    assert provenance["epochs"] == round(3 / per_epoch, 2)
     history = (pretrained / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3 and "prototype_entropy" in history[0] and "teacher_temp" in history[0]
     weights = _weights(pretrained / "encoder.pt")
@@ -186,6 +189,38 @@ def test_probe_writes_metrics_and_evaluate_reproduces_them(probed):
     assert again["miou"] == metrics["miou"] and again["iou"] == metrics["iou"]
     run_dos("evaluate", str(probed), "--fragments", "--out", str(probed / "fragments.json"))
     assert json.loads((probed / "fragments.json").read_text())["fragments"] is True
+
+
+def test_the_solved_probe_converges_and_does_not_depend_on_its_seed(smoke_data, pretrained, tmp_path):
+    """head.solver lbfgs: one convex solve, recorded; the probe-only spread is exactly zero."""
+    runs = {}
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        log = run_dos("probe", PROBE, "--out", str(out), overrides=tiny_segmentation_overrides(
+            smoke_data, **{"head.pretrained": str(pretrained), "head.cache_features": "true",
+                           "head.solver": "lbfgs", "seed": str(seed)}))
+        assert "converged" in log.stdout
+        runs[seed] = json.loads((out / "metrics.json").read_text())
+    fit = runs[0]["probe_fit"]
+    assert fit["converged"] and fit["grad_max"] <= 1e-4 and fit["iterations"] >= 1 and fit["points"] > 0
+    assert runs[0]["iou"] == runs[1]["iou"] and runs[0]["miou"] == runs[1]["miou"]
+    state = [_weights(tmp_path / f"seed{s}" / "model.pt")["state_dict"] for s in (0, 1)]
+    assert torch.equal(state[0]["classifier.weight"], state[1]["classifier.weight"])
+    again = run_dos("probe", PROBE, "--out", str(tmp_path / "seed0"), overrides=tiny_segmentation_overrides(
+        smoke_data, **{"head.pretrained": str(pretrained), "head.cache_features": "true", "head.solver": "lbfgs"}))
+    assert "nothing rewritten" in again.stdout
+    run_dos("evaluate", str(tmp_path / "seed0"))
+    assert json.loads((tmp_path / "seed0" / "metrics_val.json").read_text())["miou"] == runs[0]["miou"]
+
+
+def test_the_solved_probe_is_refused_where_it_does_not_apply(smoke_data, tmp_path):
+    out = run_dos("probe", PROBE, "--out", str(tmp_path / "a"), check=False, overrides=tiny_segmentation_overrides(
+        smoke_data, **{"head.solver": "lbfgs"}))
+    assert out.returncode != 0 and "cache_features" in out.stderr and "Traceback" not in out.stderr
+    out = run_dos("finetune", FINETUNE, "--out", str(tmp_path / "b"), check=False,
+                  overrides=tiny_segmentation_overrides(smoke_data, **{"head.solver": "lbfgs",
+                                                                       "head.cache_features": "true"}))
+    assert out.returncode != 0 and "probe option" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_probe_freezes_the_encoder(probed, pretrained):

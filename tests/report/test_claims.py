@@ -122,6 +122,23 @@ def test_run_terms_and_reported_ratios(tmp_path):
         (0.60 / 0.40 + 0.70 / 0.50 + 0.65 / 0.44) / 3)
 
 
+def test_a_claim_of_runs_only_is_decided_where_its_table_is_not_built(tmp_path):
+    for s, (a, b) in enumerate([(0.60, 0.40), (0.70, 0.50), (0.65, 0.44)]):
+        write_metrics(tmp_path / f"runs/dos/seed{s}/metrics.json", miou=a)
+        write_metrics(tmp_path / f"runs/random/seed{s}/metrics.json", miou=b)
+    runs_only = {"table": 1, "claim": "beats random", "diff": "a - b",
+                 "terms": {"a": {"run": "runs/dos", "metric": "miou"}, "b": {"run": "runs/random", "metric": "miou"}}}
+    cell = {"table": 1, "claim": "cell", "diff": "a",
+            "terms": {"a": {"block": "linear probing", "row": "DOS (ours)", "column": "nuScenes", "metric": "miou"}}}
+    loaded = claims.load_claims(_spec(tmp_path, [runs_only, cell]))
+    assert [claims.decided_at(c, [5]) for c in loaded] == [True, False]
+    frame = claims.build_claims(loaded, tmp_path / "results", runs_root=str(tmp_path), seeds=[0, 1, 2], tables=[5])
+    assert frame.iloc[0]["verdict"] == "reproduced" and frame.iloc[1]["verdict"] == "not run"
+    tables_needed, runs = claims.claim_inputs(_spec(tmp_path, [runs_only, cell]), "r", [0, 1], [5])
+    assert tables_needed == [] and runs == ["r/runs/dos/seed0/metrics.json", "r/runs/dos/seed1/metrics.json",
+                                            "r/runs/random/seed0/metrics.json", "r/runs/random/seed1/metrics.json"]
+
+
 def test_the_command_writes_csv_and_md(tmp_path):
     _table5(tmp_path, {"observable (ours)": [0.60, 0.70, 0.65], "naive": [0.58, 0.675, 0.635]})
     spec = _spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")])
