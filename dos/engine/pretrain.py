@@ -102,12 +102,11 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
 
 def run(args: argparse.Namespace) -> int:
     from dos.engine import distributed
-    from dos.engine.common import input_channels, input_hashes, open_dataset, start_run, to_device
+    from dos.engine.common import budget_record, input_channels, input_hashes, open_dataset, start_run, to_device
     from dos.engine.loop import train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.errors import DosError
-    from dos.engine.common import budget_record
     from dos.pretrain.diagnostics import collapse_problems
     from dos.utils.io import save_torch
 

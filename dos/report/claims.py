@@ -331,6 +331,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=None, help="where claims.{csv,md} go (default: --results)")
     parser.add_argument("--tables", type=int, nargs="+", default=None,
                         help="the tables built at this scale; claims of other tables are reported as not run")
+    parser.add_argument("--figure", default=None, help="also draw the claims as a forest plot (.png or .svg)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,6 +342,10 @@ def run(args: argparse.Namespace) -> int:
     write_text(out / "claims.md", render_markdown(frame, args.scale))
     print(out / "claims.csv")
     print(out / "claims.md")
+    if args.figure:
+        from dos.report.figures import claims_chart
+
+        print(claims_chart(frame, args.figure, args.scale))
     counts = frame["verdict"].value_counts().to_dict()
     print(f"claims ({args.scale}): " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     return 0

@@ -143,6 +143,43 @@ def bar_chart(frame: "pd.DataFrame", out: str | Path, block: str | None = None, 
         return _save(fig, out)
 
 
+_VERDICT_COLORS = {"reproduced": "#2ca02c", "inconclusive": "#7f7f7f", "contradicted": "#d62728",
+                   "reported": "#1f77b4"}
+
+
+def claims_chart(frame: "pd.DataFrame", out: str | Path, scale: str) -> Path:
+    """A forest plot of the decided claims (dos report claims): per claim, the reproduced mean difference with
+    its 95% interval (coloured by verdict) and the paper's difference (open diamond). Claims not run are left
+    out and counted in the title; ratios (`reported`) are drawn in their own units like the rest."""
+    import matplotlib
+
+    shown = frame[frame["verdict"].isin(list(_VERDICT_COLORS)) & frame["diff"].notna()].reset_index(drop=True)
+    skipped = len(frame) - len(shown)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 1.2 + 0.28 * max(1, len(shown)))
+        ax = fig.add_subplot()
+        for i, r in enumerate(shown.itertuples()):
+            y = len(shown) - 1 - i
+            color = _VERDICT_COLORS[r.verdict]
+            if not math.isnan(r.ci_low):
+                ax.plot([r.ci_low, r.ci_high], [y, y], color=color, linewidth=2, solid_capstyle="butt")
+            ax.plot(r.diff, y, "o", color=color, markersize=4, label=r.verdict)
+            if not math.isnan(r.paper_diff):
+                ax.plot(r.paper_diff, y, "D", markerfacecolor="none", markeredgecolor="black", markersize=4,
+                        label="paper")
+        ax.axvline(0.0, color="0.6", linewidth=0.8)
+        ax.set_yticks(range(len(shown)), [f"T{r.table}: {r.claim}" for r in shown.itertuples()][::-1], fontsize=6)
+        ax.set_xlabel("difference (mIoU points); 95% t-interval over seeds, paired by seed")
+        ax.set_title(f"The paper's claims at scale {scale}" + (f" ({skipped} not run, not shown)" if skipped else ""))
+        if shown.empty:
+            ax.text(0.5, 0.5, "no claim decided at this scale", ha="center", va="center", transform=ax.transAxes)
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
+        if handles:
+            ax.legend(list(handles.values()), list(handles), fontsize=6, loc="best")
+        _footer(fig, scale_note(scale))
+        return _save(fig, out)
+
+
 def _legend(fig: "Figure") -> None:
     """One legend right of the axes, one entry per label over all panels."""
     entries: dict[str, object] = {}

@@ -148,6 +148,12 @@ def test_the_command_writes_csv_and_md(tmp_path):
     md = (tmp_path / "results" / "claims.md").read_text()
     assert "observable > naive" in md and "reproduced" in md and "95% CI" in md and "synthetic benchmark" in md
     assert (tmp_path / "results" / "claims.csv").read_text().startswith("table,claim,paper_diff,diff,ci_low")
+    figure = tmp_path / "figures" / "claims.png"
+    args = [str(spec), "--results", str(tmp_path / "results"), "--scale", "mini", "--figure", str(figure)]
+    assert claims.run(parser.parse_args(args)) == 0
+    first = figure.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and len(first) > 5000
+    assert claims.run(parser.parse_args(args)) == 0 and figure.read_bytes() == first   # byte-reproducible
 
 
 def test_bad_claims_specs_name_the_entry(tmp_path):

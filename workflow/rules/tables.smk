@@ -61,6 +61,7 @@ rule claims:
         runs=lambda w: claims_inputs(w.scale)[1],
     output:
         multiext("results/{scale}/claims", ".csv", ".md"),
+        figure="reports/{scale}/figures/claims.png",
     log:
         "logs/{scale}/tables/claims.log",
     params:
@@ -68,12 +69,13 @@ rule claims:
         tables=lambda w: " ".join(map(str, config["scales"][w.scale]["main_tables"])),
     shell:
         "dos report claims {input.spec} --results results/{wildcards.scale} --scale {wildcards.scale} "
-        "--tables {params.tables} --runs-root runs/{wildcards.scale} --seeds {params.seeds} > {log} 2>&1"
+        "--tables {params.tables} --runs-root runs/{wildcards.scale} --seeds {params.seeds} "
+        "--figure {output.figure} > {log} 2>&1"
 
 
 def _report_inputs(tables, scale):
     return [*[f"results/{scale}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
-            *[f"results/{scale}/claims.{ext}" for ext in ("csv", "md")],
+            *[f"results/{scale}/claims.{ext}" for ext in ("csv", "md")], f"reports/{scale}/figures/claims.png",
             *[figure_path(name, scale) for name in figures_for(tables)], *synthetic_outputs(scale)[1:]]
 
 
