@@ -240,7 +240,7 @@ def _solve_probe(start, model: SegmentationModel, train_set, cache, in_channels:
 
 def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     from dos.engine import distributed
-    from dos.cli import DosError
+    from dos.errors import DosError
     from dos.engine.common import budget_record, input_channels, input_hashes, seed_from, start_run, to_device
     from dos.engine.loop import LoopResult, train_loop
     from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
