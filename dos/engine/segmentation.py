@@ -266,10 +266,11 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     steps_per_epoch = max(1, len(train_set) // batch)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch
     inputs = input_hashes(config.data, train_set, pretrained=config.head.pretrained)
-    budget = budget_record(total, steps_per_epoch, batch, len(train_set))
-    start.record(inputs, {"mode": mode, "world_size": world, "total_steps": total, "data_fingerprint": inputs["data"],
-                          "solver": config.head.solver if mode == "probe" else "sgd",
-                          **({"train_scenes": len(train_set)} if solved else budget)})
+    # a solved probe takes no train.* steps: its record says so (its iterations go to metrics.json / summary.json)
+    budget = ({"total_steps": 0, "train_scenes": len(train_set)} if solved else
+              {"total_steps": total, **budget_record(total, steps_per_epoch, batch, len(train_set))})
+    start.record(inputs, {"mode": mode, "world_size": world, "data_fingerprint": inputs["data"],
+                          "solver": config.head.solver, **budget})
     if solved and start.resumed and start.finished(LoopResult(0, 0, 0.0, 0), ["model.pt", "metrics.json"]):
         return 0
     cache = _cached_features(model.to(device), train_set, config) if (mode == "probe" and
