@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dos.cli import DosError
+from dos.errors import DosError
 
 SCALES = ("smoke", "mini", "paper")
 

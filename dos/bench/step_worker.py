@@ -3,7 +3,8 @@
 `dos bench step` starts this file in a fresh process for each round, with PYTHONPATH pointing at the tree to
 measure (this checkout, or a `git worktree` of another commit), so it only uses what every version of the
 harness since 7392490 has: `setup_torch`, `load_config`, `PretrainRunConfig`, `build_pretrainer`, `open_dataset`,
-`apply_schedules`, `backward_and_step` and the step-indexed batch dataset of `dos.engine.pretrain`.
+`apply_schedules`, `backward_and_step` and the step-indexed batches (`dos.engine.steps` where the tree has it,
+else `dos.engine.pretrain._StepBatches`).
 
 It builds the same model and batches as `dos pretrain CONFIG --set ...`, prepares `warmup + steps` batches up
 front (data loading is not part of the step), runs `warmup` steps, then times `steps` steps, and profiles one
@@ -36,7 +37,6 @@ def main() -> int:
     from dos.config.schema import load_config
     from dos.engine.common import input_channels, open_dataset, to_device
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
-    from dos.engine.models import blocks_per_stage
 
     from dos.engine.common import setup_torch
 
@@ -46,9 +46,20 @@ def main() -> int:
     dataset = open_dataset(config.data, config.data.train_split)
     model = pretrain.build_pretrainer(config, input_channels(dataset, config.data)).to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(model, config.optim, blocks_per_stage(model.student["encoder"].backbone))
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
-    batches = pretrain._StepBatches(dataset, config, steps_per_epoch, 0, 1)
+    try:  # the shared command skeleton (dos/engine/steps.py) and the backbones' layer ids
+        from functools import partial
+
+        from dos.engine.steps import StepBatches
+
+        batches = StepBatches(dataset, config.seed, config.train.batch_size, steps_per_epoch,
+                              partial(pretrain.make_pair, config), partial(pretrain.collate, config))
+        optimizer = build_optimizer(model, config.optim, model.backbone("student").layer_ids())
+    except ImportError:  # trees before it (e.g. 7392490)
+        from dos.engine.models import blocks_per_stage
+
+        batches = pretrain._StepBatches(dataset, config, steps_per_epoch, 0, 1)
+        optimizer = build_optimizer(model, config.optim, blocks_per_stage(model.student["encoder"].backbone))
     total = args.warmup + args.steps + 1
     prepared = [to_device(batches[s][1], device) for s in range(total)]
     scans = sum(len(b.offset) // 2 for b in prepared) / len(prepared)  # samples per step (2 views each)

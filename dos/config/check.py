@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.config.schema import ConfigError, load_config
 
 # command -> (module, the schema of its config)

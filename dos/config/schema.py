@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from dos.cli import DosError
+from dos.errors import DosError
 
 T = TypeVar("T")
 

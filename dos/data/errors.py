@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dos.cli import DosError
+from dos.errors import DosError
 
 
 class DatasetError(DosError):

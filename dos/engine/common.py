@@ -88,8 +88,8 @@ def to_device(obj: Any, device: torch.device) -> Any:
                                            for f in dataclasses.fields(obj)})
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_device(v, device) for v in obj]
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
     return obj
 
 

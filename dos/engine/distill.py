@@ -24,16 +24,14 @@ discarded. Loop guarantees are `train_loop`'s: resumable, deterministic per (see
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from dos.engine.common import DataConfig, ModelConfig, add_run_arguments
 from dos.engine.loop import TrainConfig
+from dos.errors import DosError
 from dos.engine.optim import OptimConfig
 from dos.pretrain.views import ViewConfig
 
@@ -89,19 +87,13 @@ class DistillBatch:
     offset: torch.Tensor       # [B]
 
 
-def make_sample(coord: torch.Tensor, feat: torch.Tensor, views: ViewConfig, generator: torch.Generator,
-                coord_in_feat: bool) -> DistillBatch:
-    """One augmented, grid-sampled random crop (the crop rule of the pretraining views)."""
-    from dos.data.transforms import nearest_crop
-    from dos.pretrain.views import make_view
+def make_sample(config: "DistillRunConfig", sample: dict, generator: torch.Generator) -> DistillBatch:
+    """One augmented, grid-sampled random crop of a scan (the crop rule of the pretraining views)."""
+    from dos.pretrain.views import make_view, random_crop
 
-    low, high = views.crop_ratio
-    ratio = float(torch.rand((), generator=generator, dtype=torch.float64)) * (high - low) + low
-    keep = max(1, math.ceil(ratio * coord.shape[0]))
-    if views.max_points:
-        keep = min(keep, views.max_points)
-    crop = nearest_crop(coord, keep, generator)
-    view = make_view(coord[crop], feat[crop], views, generator, coord_in_feat)
+    coord, feat = sample["coord"], sample["feat"]
+    crop = random_crop(coord, config.views, generator)
+    view = make_view(coord[crop], feat[crop], config.views, generator, config.data.coord_in_feat)
     return DistillBatch(coord=view.coord, feat=view.feat, grid_coord=view.grid_coord,
                         offset=torch.tensor([view.coord.shape[0]]))
 
@@ -110,37 +102,6 @@ def collate(samples: list[DistillBatch]) -> DistillBatch:
     return DistillBatch(coord=torch.cat([s.coord for s in samples]), feat=torch.cat([s.feat for s in samples]),
                         grid_coord=torch.cat([s.grid_coord for s in samples]),
                         offset=torch.cumsum(torch.tensor([s.coord.shape[0] for s in samples]), 0))
-
-
-class _StepBatches(torch.utils.data.Dataset):
-    """Batch of step s: the samples at [s*B, (s+1)*B) of epoch s // steps_per_epoch's permutation (this rank's
-    share), each sample's randomness seeded by (seed, epoch, dataset index): the batch is a function of
-    (seed, step), whatever the resume point or the number of loader workers."""
-
-    def __init__(self, dataset, config: DistillRunConfig, steps_per_epoch: int, rank: int, world: int):
-        self.dataset, self.config, self.steps_per_epoch = dataset, config, steps_per_epoch
-        self.rank, self.world = rank, world
-
-    def __len__(self) -> int:
-        return 1 << 62
-
-    def __getitem__(self, step: int) -> tuple[int, DistillBatch]:
-        from dos.engine.common import seed_from
-
-        cfg = self.config
-        epoch, position = divmod(step, self.steps_per_epoch)
-        perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(
-            seed_from(cfg.seed, epoch, 0x5EED)))
-        batch = cfg.train.batch_size
-        chosen = perm[position * batch:(position + 1) * batch].tolist()
-        share = batch // self.world
-        samples = []
-        for index in chosen[self.rank * share:(self.rank + 1) * share]:
-            sample = self.dataset[index]
-            generator = torch.Generator().manual_seed(seed_from(cfg.seed, epoch, index))
-            samples.append(make_sample(sample["coord"], sample["feat"], cfg.views, generator,
-                                       cfg.data.coord_in_feat))
-        return step, collate(samples)
 
 
 def projection_head(in_channels: int, out_channels: int, hidden: int) -> nn.Module:
@@ -175,26 +136,19 @@ class FeatureDistiller(nn.Module):
         return loss, {"cosine": float(cosine.detach().mean()), "units": float(num_units)}
 
 
-def teacher_weights_file(config: DistillRunConfig) -> Path:
-    path = Path(config.teacher.pretrained or "")
-    return path / "encoder.pt" if path.is_dir() else path
-
-
 def load_teacher(config: DistillRunConfig, in_channels: int) -> nn.Module:
     """The frozen teacher encoder (eval mode, no gradient), up-casting to `loss.stage`."""
-    from dos.cli import DosError
-    from dos.engine.models import build_backbone, load_pretrained_backbone
-    from dos.utils.io import load_torch
+    from dos.engine.models import build_backbone
+    from dos.engine.weights import encoder_file, load_pretrained_backbone, pretrained_in_channels
 
     source = config.teacher
     if not source.pretrained:
         raise DosError("teacher.pretrained: the dos pretrain run folder (or encoder.pt) of the teacher is required")
-    path = teacher_weights_file(config)
-    if path.is_file():
-        pretrained_channels = load_torch(path, "pretrained encoder").get("in_channels")
-        if pretrained_channels not in (None, in_channels):
-            raise DosError(f"{path}: the teacher was pretrained on {pretrained_channels} input channels, this data "
-                           f"gives {in_channels} (data.format / data.coord_in_feat differ from its pretraining)")
+    path = encoder_file(source.pretrained)
+    pretrained_channels = pretrained_in_channels(path)
+    if pretrained_channels not in (None, in_channels):
+        raise DosError(f"{path}: the teacher was pretrained on {pretrained_channels} input channels, this data "
+                       f"gives {in_channels} (data.format / data.coord_in_feat differ from its pretraining)")
     backbone = build_backbone(source.model, in_channels, enc_mode=True)
     load_pretrained_backbone(backbone, path, source.weights)
     teacher = _encoder(backbone, config.loss.stage, "teacher.model")
@@ -204,7 +158,6 @@ def load_teacher(config: DistillRunConfig, in_channels: int) -> nn.Module:
 
 
 def _encoder(backbone: nn.Module, stage: int, where: str) -> nn.Module:
-    from dos.cli import DosError
     from dos.pretrain.encoder import PTv3Encoder
 
     if stage >= len(backbone.enc_channels):
@@ -221,47 +174,30 @@ def build_distiller(config: DistillRunConfig, in_channels: int, teacher_channels
 
 
 def run(args: argparse.Namespace) -> int:
-    from dos.engine import distributed
-    from dos.engine.common import budget_record, input_channels, input_hashes, open_dataset, start_run, to_device
-    from dos.engine.loop import train_loop
-    from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
-    from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
-    from dos.utils.io import save_torch
+    from functools import partial
 
-    start = start_run(DistillRunConfig, args, "distill")
-    config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
-                                               start.timer)
-    dataset = open_dataset(config.data, config.data.train_split)
-    in_channels = input_channels(dataset, config.data)
-    teacher = load_teacher(config, in_channels).to(device)
-    model = build_distiller(config, in_channels, teacher.out_channels).to(device)
+    from dos.engine import distributed
+    from dos.engine.common import input_hashes
+    from dos.engine.models import warn_if_layer_decay_ignored
+    from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
+    from dos.engine.run import open_training
+    from dos.engine.weights import encoder_file, export_encoder
+
+    run = open_training(DistillRunConfig, args, "distill")
+    config, device = run.config, run.device
+    teacher = load_teacher(config, run.in_channels).to(device)
+    model = build_distiller(config, run.in_channels, teacher.out_channels).to(device)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     backbone = model.student["encoder"].backbone
     if distributed.is_main():
         warn_if_layer_decay_ignored(backbone, config.optim.layer_decay, "distill")
-    optimizer = build_optimizer(model, config.optim, blocks_per_stage(backbone))
-    steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
-    total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    teacher_file = teacher_weights_file(config)
-    inputs = input_hashes(config.data, dataset, teacher=teacher_file)
-    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total,
-                          "teacher_weights": str(teacher_file), "teacher_weights_sha256": inputs["teacher"],
-                          **budget_record(total, steps_per_epoch, config.train.batch_size, len(dataset))})
-    batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
-    loader_state: dict = {}
+    optimizer = build_optimizer(model, config.optim, backbone.layer_ids())
+    teacher_file = encoder_file(config.teacher.pretrained)
+    inputs = input_hashes(config.data, run.dataset, teacher=teacher_file)
+    run.record(inputs, {"teacher_weights": str(teacher_file), "teacher_weights_sha256": inputs["teacher"]})
+    next_batch = run.step_loader(partial(make_sample, config), collate)
     autocast = device.type == "cuda" and config.train.bf16
-
-    def next_batch(step: int) -> DistillBatch:
-        if "iterator" not in loader_state:
-            # its own generator: creating the iterator must not draw from the global RNG (checkpointed state)
-            loader = torch.utils.data.DataLoader(batches, sampler=range(step, total), batch_size=None,
-                                                 num_workers=config.train.num_workers,
-                                                 generator=torch.Generator().manual_seed(config.seed))
-            loader_state["iterator"] = iter(loader)
-        got_step, batch = next(loader_state["iterator"])
-        assert got_step == step, (got_step, step)
-        return to_device(batch, device)
 
     def step_fn(step: int, progress: float):
         batch = next_batch(step)
@@ -274,13 +210,9 @@ def run(args: argparse.Namespace) -> int:
         stats.update(lr=lr, weight_decay=wd)
         return loss, stats
 
-    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-                        step_fn=step_fn, label="distill", started_at=timer.start)
-    if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
-        state = backbone.state_dict()
-        save_torch(out / "encoder.pt", {"student": state, "teacher": state,  # no EMA: the same weights
-                                        "model_config": dataclasses.asdict(config.student),
-                                        "in_channels": in_channels, "distilled_from": str(config.teacher.pretrained)})
-        start.write_summary(result, ["encoder.pt"])
-    distributed.shutdown()
+    result = run.loop(model, optimizer, step_fn)
+    # no EMA here: the student's weights are exported as both "student" and "teacher"
+    run.export(result, ["encoder.pt"], lambda: export_encoder(
+        run.out / "encoder.pt", backbone, None, config.student, run.in_channels,
+        distilled_from=str(config.teacher.pretrained)))
     return 0

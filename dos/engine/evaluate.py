@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dos.cli import DosError
+    from dos.errors import DosError
     from dos.config.schema import load_config
     from dos.data.errors import DatasetError
     from dos.engine.common import setup_torch

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.engine import distributed
 from dos.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from dos.utils.io import write_text

@@ -1,20 +1,21 @@
 """AdamW with layer-wise learning-rate decay, and the lr / weight-decay schedules (Sonata's recipe).
 
-Layer ids follow the encoder's depth: the stem is layer 0, the b-th block of the whole encoder is layer b + 1,
-a pooling layer shares the id of the first block after it, and everything that is not the backbone encoder
-(decoder, heads, prototypes, mask token) is the last layer. A parameter of layer l gets lr * decay^(L - l).
+Layer ids follow the encoder's depth, as the backbone reports it (`layer_ids()`, dos/models/backbone.py; for
+PTv3 the stem is layer 0, the b-th block of the whole encoder is layer b + 1, a pooling layer shares the id of
+the first block after it); everything that is not the backbone encoder (decoder, heads, prototypes, mask token)
+is the last layer. A parameter of layer l gets lr * decay^(L - l).
 Biases and norm parameters get no weight decay.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from dos.config.ranges import check_ranges
+from dos.models.backbone import LayerIds
 
 
 @dataclass(frozen=True)
@@ -40,36 +41,19 @@ class OptimConfig:
                      probability=("warmup", "final_lr_fraction", "betas"))
 
 
-_STAGE_BLOCK = re.compile(r"enc_stages\.(\d+)\.(\d+)\.")
-_POOL = re.compile(r"pools\.(\d+)\.")
-
-
-def encoder_layer_id(name: str, blocks_per_stage: list[int]) -> int | None:
-    """Layer id of a parameter name inside a PTv3 encoder, or None when it is not part of the encoder."""
-    first_block = [sum(blocks_per_stage[:s]) + 1 for s in range(len(blocks_per_stage))]
-    if match := _STAGE_BLOCK.search(name):
-        return first_block[int(match.group(1))] + int(match.group(2))
-    if match := _POOL.search(name):
-        return first_block[int(match.group(1)) + 1]
-    if "embedding." in name:
-        return 0
-    return None
-
-
 def _no_weight_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim <= 1 or name.endswith(".bias") or "mask_token" in name
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig, blocks_per_stage: list[int] | None = None
-                    ) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters of `model`, grouped by (lr scale, weight decay on/off)."""
-    num_layers = sum(blocks_per_stage) + 1 if blocks_per_stage else 0
+def build_optimizer(model: nn.Module, config: OptimConfig, layers: LayerIds | None = None) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters of `model`, grouped by (lr scale, weight decay on/off). `layers`
+    (the encoder backbone's `layer_ids()`) gives the depth of its parameters; None = no layer-wise decay."""
+    num_layers = layers.num_layers if layers is not None else 0
     groups: dict[tuple[float, bool], list[torch.Tensor]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        layer = encoder_layer_id(name, blocks_per_stage) if blocks_per_stage else None
-        depth = num_layers if layer is None else layer
+        depth = layers.of.get(id(param), num_layers) if layers is not None else num_layers
         scale = config.layer_decay ** (num_layers - depth)
         groups.setdefault((scale, _no_weight_decay(name, param)), []).append(param)
     param_groups = [{"params": params, "lr_scale": scale, "apply_wd": not no_wd, "lr": config.lr * scale,

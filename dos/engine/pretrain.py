@@ -10,7 +10,6 @@ summary.json. encoder.pt appears only when training is complete: it is what down
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -46,41 +45,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
 
 
-class _StepBatches(torch.utils.data.Dataset):
-    """Batch of step s = the samples at positions [s*B, (s+1)*B) of epoch s // steps_per_epoch's permutation
-    (this rank's contiguous share); each sample's randomness is seeded by (seed, epoch, dataset index)."""
+def make_pair(config: PretrainRunConfig, sample: dict, generator: torch.Generator):
+    """One training sample: two augmented, masked views of one crop of the scan."""
+    from dos.pretrain.batch import make_view_pair
 
-    def __init__(self, dataset, config: PretrainRunConfig, steps_per_epoch: int, rank: int, world: int):
-        self.dataset, self.config, self.steps_per_epoch = dataset, config, steps_per_epoch
-        self.rank, self.world = rank, world
+    return make_view_pair(sample["coord"], sample["feat"], config.views, config.masking, generator,
+                          config.data.coord_in_feat)
 
-    def __len__(self) -> int:
-        return 1 << 62
 
-    def indices(self, step: int) -> list[int]:
-        from dos.engine.common import seed_from
+def collate(config: PretrainRunConfig, pairs: list):
+    from dos.pretrain.batch import collate_pairs
 
-        epoch, position = divmod(step, self.steps_per_epoch)
-        perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(
-            seed_from(self.config.seed, epoch, 0x5EED)))
-        batch = self.config.train.batch_size
-        chosen = perm[position * batch:(position + 1) * batch].tolist()
-        share = batch // self.world
-        return chosen[self.rank * share:(self.rank + 1) * share]
-
-    def __getitem__(self, step: int):
-        from dos.engine.common import seed_from
-        from dos.pretrain.batch import collate_pairs, make_view_pair
-
-        cfg = self.config
-        epoch = step // self.steps_per_epoch
-        pairs = []
-        for index in self.indices(step):
-            sample = self.dataset[index]
-            generator = torch.Generator().manual_seed(seed_from(cfg.seed, epoch, index))
-            pairs.append(make_view_pair(sample["coord"], sample["feat"], cfg.views, cfg.masking, generator,
-                                        cfg.data.coord_in_feat))
-        return step, collate_pairs(pairs, cfg.distill.mode, cfg.views.grid_size, cfg.masking.jitter_sigma)
+    return collate_pairs(pairs, config.distill.mode, config.views.grid_size, config.masking.jitter_sigma)
 
 
 def build_pretrainer(config: PretrainRunConfig, in_channels: int):
@@ -101,53 +77,35 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from dos.engine import distributed
-    from dos.engine.common import budget_record, input_channels, input_hashes, open_dataset, start_run, to_device
-    from dos.engine.loop import train_loop
-    from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
+    from dos.engine.common import input_hashes
+    from dos.engine.models import warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
+    from dos.engine.run import open_training
+    from dos.engine.weights import export_encoder
     from dos.errors import DosError
     from dos.pretrain.diagnostics import collapse_problems
-    from dos.utils.io import save_torch
 
-    start = start_run(PretrainRunConfig, args, "pretrain")
-    config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
-                                               start.timer)
-    dataset = open_dataset(config.data, config.data.train_split)
-    in_channels = input_channels(dataset, config.data)
-    model = build_pretrainer(config, in_channels).to(device)
+    run = open_training(PretrainRunConfig, args, "pretrain")
+    config, device = run.config, run.device
+    model = build_pretrainer(config, run.in_channels).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    backbone = model.student["encoder"].backbone
+    backbone = model.backbone("student")
     if distributed.is_main():
         warn_if_layer_decay_ignored(backbone, config.optim.layer_decay, "pretrain")
-    optimizer = build_optimizer(model, config.optim, blocks_per_stage(backbone))
-    steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
-    total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    inputs = input_hashes(config.data, dataset)
-    start.record(inputs, {"data_fingerprint": inputs["data"], "world_size": world, "total_steps": total,
-                          **budget_record(total, steps_per_epoch, config.train.batch_size, len(dataset))})
-    batches = _StepBatches(dataset, config, steps_per_epoch, rank, world)
-    loader_state: dict = {}
+    optimizer = build_optimizer(model, config.optim, backbone.layer_ids())
+    run.record(input_hashes(config.data, run.dataset))
+    next_batch = run.step_loader(partial(make_pair, config), partial(collate, config))
     autocast = device.type == "cuda" and config.train.bf16
-    all_reduce = distributed.all_reduce_sum if world > 1 else None
-
-    def next_batch(step: int):
-        if "iterator" not in loader_state:
-            # its own generator: creating the iterator must not draw from the global RNG, whose state is
-            # part of the checkpoint (an iterator created at the resume step would shift it)
-            loader = torch.utils.data.DataLoader(batches, sampler=range(step, total), batch_size=None,
-                                                 num_workers=config.train.num_workers,
-                                                 generator=torch.Generator().manual_seed(config.seed))
-            loader_state["iterator"] = iter(loader)
-        got_step, batch = next(loader_state["iterator"])
-        assert got_step == step, (got_step, step)
-        return to_device(batch, device)
+    all_reduce = distributed.all_reduce_sum if run.start.world > 1 else None
 
     def step_fn(step: int, progress: float):
         batch = next_batch(step)
         lr, wd = apply_schedules(optimizer, config.optim, progress)
         teacher_temp = config.teacher.teacher_temp(progress)
-        logged = (step + 1) % config.train.log_every == 0 or step + 1 == total
+        logged = (step + 1) % config.train.log_every == 0 or step + 1 == run.total_steps
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss, stats = model(batch, config.teacher.student_temp, teacher_temp, all_reduce=all_reduce,
                                 diagnostics=logged)
@@ -163,15 +121,12 @@ def run(args: argparse.Namespace) -> int:
             return
         message = f"[pretrain] collapse at step {int(row['step'])}: {'; '.join(problems)}"
         if config.diagnostics.on_collapse == "stop":
-            raise DosError(f"{message}. Stopped (diagnostics.on_collapse=stop); the last checkpoint is kept in {out}")
+            raise DosError(f"{message}. Stopped (diagnostics.on_collapse=stop); the last checkpoint is kept in "
+                           f"{run.out}")
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
-    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-                        step_fn=step_fn, label="pretrain", started_at=timer.start, monitor=check_collapse)
-    if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
-        encoders = {which: getattr(model, which)["encoder"].backbone.state_dict() for which in ("student", "teacher")}
-        save_torch(out / "encoder.pt", {**encoders, "model_config": dataclasses.asdict(config.model),
-                                        "in_channels": in_channels})
-        start.write_summary(result, ["encoder.pt"])
-    distributed.shutdown()
+    result = run.loop(model, optimizer, step_fn, monitor=check_collapse)
+    run.export(result, ["encoder.pt"], lambda: export_encoder(
+        run.out / "encoder.pt", model.backbone("student"), model.backbone("teacher"), config.model,
+        run.in_channels))
     return 0

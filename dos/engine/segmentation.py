@@ -103,7 +103,7 @@ class SegmentationModel(nn.Module):
 
     def features(self, coord, feat, grid_coord, offset) -> torch.Tensor:
         from dos.models.point import Point
-        from dos.models.ptv3 import upcast
+        from dos.models.backbone import upcast
 
         point = Point(coord=coord, feat=feat, grid_coord=grid_coord, offset=offset)
         if self.mode == "probe":
@@ -119,7 +119,8 @@ def network_input(coord: torch.Tensor, feat: torch.Tensor, coord_in_feat: bool) 
     return torch.cat([coord, feat], dim=1).float() if coord_in_feat else feat.float()
 
 
-def _train_sample(sample: dict, config: SegmentationRunConfig, generator: torch.Generator):
+def _train_sample(config: SegmentationRunConfig, sample: dict, generator: torch.Generator):
+    """One training sample: the augmented scan, grid-sampled, with its labels."""
     from dos.data.transforms import grid_sample
 
     coord = config.augment(sample["coord"], generator)
@@ -180,7 +181,8 @@ def evaluate_model(model: SegmentationModel, dataset, config: SegmentationRunCon
 
 
 def build_model(config: SegmentationRunConfig, mode: str, in_channels: int, num_classes: int) -> SegmentationModel:
-    from dos.engine.models import build_backbone, load_pretrained_backbone
+    from dos.engine.models import build_backbone
+    from dos.engine.weights import load_pretrained_backbone
 
     backbone = build_backbone(config.model, in_channels, enc_mode=(mode == "probe"))
     if config.head.pretrained:
@@ -194,33 +196,36 @@ def open_split(config: SegmentationRunConfig, split: str, labelled_subset: bool)
     return open_dataset(config.data, split, labelled_subset)
 
 
-def _finish(start, model: SegmentationModel, result, mode: str, in_channels: int, num_classes: int,
-            extra_metrics: dict | None = None) -> None:
-    """Evaluate the validation split, then write model.pt, metrics.json and summary.json (main process)."""
+def _write_outputs(run, model: SegmentationModel, result, mode: str, extra_metrics: dict | None = None) -> None:
+    """Evaluate the validation split, then write model.pt and metrics.json."""
     from dos.engine.common import peak_memory_bytes
     from dos.utils.io import save_torch, write_json
 
-    config, out, device = start.config, start.out, start.device
+    config, out, device = run.config, run.out, run.device
+    num_classes = run.dataset.num_classes
     val_set = open_split(config, config.data.val_split, labelled_subset=False)
     metrics = evaluate_model(model, val_set, config, device)
-    save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": in_channels,
+    save_torch(out / "model.pt", {"state_dict": model.state_dict(), "mode": mode, "in_channels": run.in_channels,
                                   "num_classes": num_classes})
-    metrics.update(split=config.data.val_split, mode=mode, wall_seconds=result.wall_seconds(start.timer.seconds()),
+    metrics.update(split=config.data.val_split, mode=mode,
+                   wall_seconds=result.wall_seconds(run.start.timer.seconds()),
                    peak_memory_bytes=result.peak_memory(peak_memory_bytes(device)), seed=config.seed,
                    **(extra_metrics or {}))
     write_json(out / "metrics.json", metrics)
-    start.write_summary(result, ["model.pt", "metrics.json"])
     print(f"[{mode}] {config.data.val_split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}"
           f"  allAcc {100 * metrics['allacc']:.2f}  -> {out / 'metrics.json'}", flush=True)
 
 
-def _solve_probe(start, model: SegmentationModel, train_set, cache, in_channels: int) -> int:
+OUTPUTS = ["model.pt", "metrics.json"]
+
+
+def _solve_probe(run, model: SegmentationModel, cache) -> int:
     """head.solver lbfgs: the linear layer solved to convergence on every training scene's cached features
     (dos/engine/linear_probe.py), in one process; then the same evaluation and records as the stepped probe."""
     from dos.engine.linear_probe import fit_linear_probe
     from dos.engine.loop import LoopResult
 
-    config = start.config
+    config, train_set = run.config, run.dataset
     features = torch.cat([f for f, _ in cache]).cpu()
     labels = torch.cat([y for _, y in cache]).cpu()
     fit = fit_linear_probe(features, labels, train_set.num_classes, l2=config.head.l2,
@@ -234,81 +239,64 @@ def _solve_probe(start, model: SegmentationModel, train_set, cache, in_channels:
         model.classifier.weight.copy_(fit.weight)
         model.classifier.bias.copy_(fit.bias)
     result = LoopResult(start_step=0, steps_done=fit.iterations, prior_seconds=0.0, prior_peak_memory=0)
-    _finish(start, model, result, "probe", in_channels, train_set.num_classes, {"probe_fit": fit.record()})
+    run.export(result, OUTPUTS, lambda: _write_outputs(run, model, result, "probe", {"probe_fit": fit.record()}))
     return 0
 
 
 def run_segmentation(args: argparse.Namespace, mode: str) -> int:
+    from functools import partial
+
     from dos.engine import distributed
     from dos.errors import DosError
-    from dos.engine.common import budget_record, input_channels, input_hashes, seed_from, start_run, to_device
-    from dos.engine.loop import LoopResult, train_loop
-    from dos.engine.models import blocks_per_stage, warn_if_layer_decay_ignored
+    from dos.engine.common import input_hashes
+    from dos.engine.loop import LoopResult
+    from dos.engine.models import warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
+    from dos.engine.run import open_training
+    from dos.engine.steps import batch_indices
 
-    start = start_run(SegmentationRunConfig, args, mode)
-    config, out, rank, world, device, timer = (start.config, start.out, start.rank, start.world, start.device,
-                                               start.timer)
+    run = open_training(SegmentationRunConfig, args, mode)
+    config, device = run.config, run.device
     solved = config.head.solver == "lbfgs"
     if solved and mode != "probe":
         raise DosError(f"{args.config}: head.solver lbfgs is a probe option; {mode} trains with solver sgd")
-    if solved and world > 1:
+    if solved and run.start.world > 1:
         raise DosError("head.solver lbfgs is one full-batch solve in one process; launch dos probe without torchrun")
-    train_set = open_split(config, config.data.train_split, labelled_subset=True)
-    in_channels = input_channels(train_set, config.data)
-    model = build_model(config, mode, in_channels, train_set.num_classes).to(device)
+    train_set = run.dataset
+    model = build_model(config, mode, run.in_channels, train_set.num_classes).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    decay_blocks = blocks_per_stage(model.backbone) if mode == "finetune" else None
     if mode == "finetune" and distributed.is_main():
         warn_if_layer_decay_ignored(model.backbone, config.optim.layer_decay, mode)
-    optimizer = build_optimizer(model, config.optim, decay_blocks)
-    batch = config.train.batch_size
-    steps_per_epoch = max(1, len(train_set) // batch)
-    total = config.train.max_steps or config.train.epochs * steps_per_epoch
-    inputs = input_hashes(config.data, train_set, pretrained=config.head.pretrained)
+    optimizer = build_optimizer(model, config.optim, model.backbone.layer_ids() if mode == "finetune" else None)
     # a solved probe takes no train.* steps: its record says so (its iterations go to metrics.json / summary.json)
-    budget = ({"total_steps": 0, "train_scenes": len(train_set)} if solved else
-              {"total_steps": total, **budget_record(total, steps_per_epoch, batch, len(train_set))})
-    start.record(inputs, {"mode": mode, "world_size": world, "data_fingerprint": inputs["data"],
-                          "solver": config.head.solver, **budget})
-    if solved and start.resumed and start.finished(LoopResult(0, 0, 0.0, 0), ["model.pt", "metrics.json"]):
+    run.record(input_hashes(config.data, train_set, pretrained=config.head.pretrained),
+               {"mode": mode, "solver": config.head.solver}, budget=not solved)
+    if solved and run.start.resumed and run.start.finished(LoopResult(0, 0, 0.0, 0), OUTPUTS):
         return 0
     cache = _cached_features(model.to(device), train_set, config) if (mode == "probe" and
                                                                       config.head.cache_features) else None
     if solved:
-        return _solve_probe(start, model, train_set, cache, in_channels)
+        return _solve_probe(run, model, cache)
     loss_fn = nn.CrossEntropyLoss(ignore_index=train_set.ignore_index)
     autocast = device.type == "cuda" and config.train.bf16
-
-    def batch_indices(step: int) -> list[int]:
-        epoch, position = divmod(step, steps_per_epoch)
-        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(
-            seed_from(config.seed, epoch, 0x5EED)))
-        chosen = perm[position * batch:(position + 1) * batch].tolist()
-        share = batch // world
-        return chosen[rank * share:(rank + 1) * share]
+    next_batch = run.step_loader(partial(_train_sample, config), _collate)
 
     def step_fn(step: int, progress: float):
         lr, wd = apply_schedules(optimizer, config.optim, progress)
-        indices = batch_indices(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             if cache is not None:
+                indices = batch_indices(config.seed, step, run.steps_per_epoch, config.train.batch_size,
+                                        len(train_set), run.start.rank, run.start.world)
                 features = torch.cat([cache[i][0] for i in indices]).to(device)
                 labels = torch.cat([cache[i][1] for i in indices]).to(device)
                 logits = model.classifier(features)
             else:
-                epoch = step // steps_per_epoch
-                parts = [_train_sample(train_set[i], config, torch.Generator().manual_seed(
-                    seed_from(config.seed, epoch, i))) for i in indices]
-                coord, feat, grid, offset, labels = to_device(list(_collate(parts)), device)
+                coord, feat, grid, offset, labels = next_batch(step)
                 logits = model(coord, feat, grid, offset)
             loss = loss_fn(logits.float(), labels)
         stats = backward_and_step(loss, optimizer, trainable, config.optim.grad_clip)
         return loss, {"lr": lr, "weight_decay": wd, **stats}
 
-    result = train_loop(out_dir=out, model=model, optimizer=optimizer, total_steps=total, config=config.train,
-                        step_fn=step_fn, label=mode, started_at=timer.start)
-    if distributed.is_main() and not start.finished(result, ["model.pt", "metrics.json"]):
-        _finish(start, model, result, mode, in_channels, train_set.num_classes)
-    distributed.shutdown()
+    result = run.loop(model, optimizer, step_fn)
+    run.export(result, OUTPUTS, lambda: _write_outputs(run, model, result, mode))
     return 0

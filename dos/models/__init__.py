@@ -1,6 +1,7 @@
-"""Backbones: the point batch, serialization, sparse ops and Point Transformer V3 (pure PyTorch)."""
+"""Backbones: the point batch, serialization, sparse ops, Point Transformer V3 and SPUNet (pure PyTorch)."""
 
+from dos.models.backbone import BackboneOutput, upcast
 from dos.models.point import Point
-from dos.models.ptv3 import PointTransformerV3, PTv3Output, ptv3_from_config, upcast
+from dos.models.ptv3 import PointTransformerV3, ptv3_from_config
 
-__all__ = ["Point", "PointTransformerV3", "PTv3Output", "ptv3_from_config", "upcast"]
+__all__ = ["BackboneOutput", "Point", "PointTransformerV3", "ptv3_from_config", "upcast"]

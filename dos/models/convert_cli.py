@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dos.cli import DosError
+    from dos.errors import DosError
     from dos.models.convert import (ConversionError, convert_pointcept_state, extract_backbone_state,
                                     infer_ptv3_overrides, read_checkpoint)
     from dos.models.ptv3 import ptv3_from_config

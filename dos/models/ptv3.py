@@ -17,7 +17,7 @@ Unpooling: parent = proj_skip(parent) + proj(child)[pooling_inverse], each proj 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,6 +28,7 @@ from dos.batching import take_rows
 from dos.models.ops.attention import PatchLayout, build_patch_layout, patch_attention
 from dos.models.ops.scatter import segment_max, segment_mean
 from dos.models.ops.sparse_conv import NeighbourMap, SubMConv3d, voxel_keys
+from dos.models.backbone import BackboneOutput, LayerIds
 from dos.models.point import Point, batch_to_offset
 from dos.models.serialization import ORDER_NAMES, CurveCodes, encode_curves, serialization_depth, serialize
 
@@ -205,26 +206,6 @@ class GridUnpooling(nn.Module):
         return self.proj_skip(parent_feat) + take_rows(self.proj(child_feat), pooling_inverse)
 
 
-@dataclass
-class PTv3Output:
-    """stages: encoder output per stage (finest first; stage s > 0 carries pooling_inverse/parent).
-    decoded: the full-resolution decoder output (encoder-decoder mode only), same points as stages[0].
-    neighbour_maps: the submanifold map of each stage's voxels, which a pass over a subset of them reuses."""
-
-    stages: list[Point]
-    decoded: Point | None = None
-    neighbour_maps: list[NeighbourMap] = field(default_factory=list)  # per encoder stage (PTv3)
-
-
-def upcast(stage_outputs: Sequence[Point], target_stage: int) -> Tensor:
-    """Features at stage `target_stage`'s points: its own, then every coarser stage's mapped back through
-    the pooling inverses, concatenated in that order (target, target+1, ..., coarsest)."""
-    feat = stage_outputs[-1].feat
-    for s in range(len(stage_outputs) - 1, target_stage, -1):
-        feat = torch.cat([stage_outputs[s - 1].feat, take_rows(feat, stage_outputs[s].pooling_inverse)], dim=1)
-    return feat
-
-
 def _as_tuple(value: Any, length: int, name: str) -> tuple:
     values = tuple(value) if isinstance(value, (list, tuple)) else (value,) * length
     if len(values) != length:
@@ -322,9 +303,19 @@ class PointTransformerV3(nn.Module):
         depth = self.serialization_depth if self.serialization_depth is not None else needed
         return encode_curves(grid_coord, depth, self.orders) if needed <= depth else None
 
+    def layer_ids(self) -> LayerIds:
+        """Layer-wise lr decay depth: the stem (embedding) is layer 0, the b-th block of the whole encoder is
+        layer b + 1, and a pooling layer shares the id of the first block after it."""
+        first_block = [1 + sum(len(stage) for stage in self.enc_stages[:s]) for s in range(len(self.enc_stages))]
+        layers = [(0, self.embedding)]
+        for s, stage in enumerate(self.enc_stages):
+            layers += [(first_block[s] + i, block) for i, block in enumerate(stage)]
+        layers += [(first_block[k + 1], pool) for k, pool in enumerate(self.pools)]
+        return LayerIds.from_modules(layers, num_layers=first_block[-1] + len(self.enc_stages[-1]))
+
     def forward(self, point: Point, token_mask: Tensor | None = None, mask_token: Tensor | None = None,
-                generator: torch.Generator | None = None, reference: PTv3Output | None = None,
-                reference_rows: Tensor | None = None) -> PTv3Output:
+                generator: torch.Generator | None = None, reference: BackboneOutput | None = None,
+                reference_rows: Tensor | None = None) -> BackboneOutput:
         """Run the network; the input Point is not modified.
 
         token_mask [N] bool with mask_token [C0]: features of masked points are replaced by mask_token right
@@ -370,7 +361,7 @@ class PointTransformerV3(nn.Module):
             stages.append(current)
             neighbour_maps.append(neighbours)
         if self.enc_mode:
-            return PTv3Output(stages=stages, neighbour_maps=neighbour_maps)
+            return BackboneOutput(stages=stages, neighbour_maps=neighbour_maps)
 
         feat = stages[-1].feat
         for s in range(self.num_stages - 2, -1, -1):
@@ -379,7 +370,7 @@ class PointTransformerV3(nn.Module):
             layout = build_patch_layout(parent.counts, self.dec_patch_size[s])
             for block in self.dec_stages[s]:
                 feat = block(feat, parent, neighbour_maps[s], layout)
-        return PTv3Output(stages=stages, decoded=replace(stages[0], feat=feat), neighbour_maps=neighbour_maps)
+        return BackboneOutput(stages=stages, decoded=replace(stages[0], feat=feat), neighbour_maps=neighbour_maps)
 
 
 def load_ptv3_config(name_or_path: str | Path) -> dict[str, Any]:

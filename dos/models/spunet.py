@@ -16,10 +16,10 @@ batch statistics pool all clouds of the batch (as every BN U-Net does).
 
 `channel_multiplier` scales `base_channels` and every entry of `channels` (Table 12's "double channels" = 2).
 
-Outputs (`PTv3Output`, the same type as PTv3, so probes and pretrainers treat both backbones alike):
+Outputs (`BackboneOutput`, the same type as PTv3, so probes and pretrainers treat both backbones alike):
 * stages: [stem output (full resolution), encoder stage 0 (grid // 2), ..., encoder stage 3 (grid // 16)];
   each coarser stage carries `pooling_inverse` (fine row -> coarse row) and `pooling_parent`, so
-  `dos.models.ptv3.upcast(stages, 0)` concatenates every stage at full resolution (linear probing);
+  `dos.models.backbone.upcast(stages, 0)` concatenates every stage at full resolution (linear probing);
 * decoded (enc_mode=False): the decoder output at the input points.
 `enc_channels` lists the width of every stage, stem first, like PTv3's, so `dos.pretrain.encoder.PTv3Encoder`
 (up-cast to the supervision stage) and the probes take either backbone.
@@ -39,7 +39,7 @@ from dos.models.ops.scatter import segment_mean
 from dos.models.ops.sparse_conv import (DownsampleMap, NeighbourMap, SparseConv3d, SparseInverseConv3d,
                                         SubMConv3d, downsample_map)
 from dos.models.point import Point, batch_to_offset
-from dos.models.ptv3 import PTv3Output
+from dos.models.backbone import BackboneOutput
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01
@@ -132,8 +132,13 @@ class SPUNet(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
+    def layer_ids(self) -> None:
+        """No layer-wise lr decay: SPUNet trains every layer at the same lr (the PTv3 recipe's decay is per
+        transformer block)."""
+        return None
+
     def forward(self, point: Point, token_mask: Tensor | None = None, mask_token: Tensor | None = None
-                ) -> PTv3Output:
+                ) -> BackboneOutput:
         """Run the network on a batch with one point per (cloud, voxel); the input Point is not modified.
 
         token_mask [N] bool with mask_token [base channels] (PTv3's interface, for the naive student inputs):
@@ -168,7 +173,7 @@ class SPUNet(nn.Module):
             down_maps.append(maps)
             neighbours.append(coarse_neighbours)
         if self.enc_mode:
-            return PTv3Output(stages=stages)
+            return BackboneOutput(stages=stages)
 
         feat = stages[-1].feat
         for s in range(self.num_stages - 1, -1, -1):
@@ -176,7 +181,7 @@ class SPUNet(nn.Module):
             feat = torch.cat([feat, stages[s].feat], dim=1)
             for block in self.dec[s]:
                 feat = block(feat, neighbours[s])
-        return PTv3Output(stages=stages, decoded=replace(stages[0], feat=feat))
+        return BackboneOutput(stages=stages, decoded=replace(stages[0], feat=feat))
 
 
 def load_spunet_config(name_or_path: str | Path) -> dict[str, Any]:

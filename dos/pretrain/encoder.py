@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from dos.models.point import Point
-from dos.models.ptv3 import PointTransformerV3, upcast
+from dos.models.backbone import upcast
+from dos.models.ptv3 import PointTransformerV3
 from dos.pretrain.model import EncoderOutput
 
 

@@ -77,6 +77,10 @@ class DOSPretrainer(nn.Module):
         self.teacher.eval()  # targets without drop-path noise or order shuffling
         return self
 
+    def backbone(self, which: str = "student") -> nn.Module:
+        """The student's or the EMA teacher's backbone (what encoder.pt exports)."""
+        return getattr(self, which)["encoder"].backbone
+
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
         ema_update(self.teacher, self.student, momentum)

@@ -53,16 +53,22 @@ def make_view(coord: torch.Tensor, feat: torch.Tensor, config: ViewConfig, gener
                 grid_coord=sample.grid_coord)
 
 
-def make_views(coord: torch.Tensor, feat: torch.Tensor, config: ViewConfig, generator: torch.Generator,
-               coord_in_feat: bool = True) -> tuple[View, View]:
-    """Crop once, then two independently augmented and grid-sampled views. Features are [xyz, feat] when
-    `coord_in_feat` (the PTv3 convention: the augmented coordinates are input channels too)."""
+def random_crop(coord: torch.Tensor, config: ViewConfig, generator: torch.Generator) -> torch.Tensor:
+    """Indices of one random crop: the nearest ratio x N points (ratio uniform in `crop_ratio`, at most
+    `max_points`) around a random centre. The crop rule of the pretraining views and of `dos distill`."""
     low, high = config.crop_ratio
     ratio = float(torch.rand((), generator=generator, dtype=torch.float64)) * (high - low) + low
     keep = max(1, math.ceil(ratio * coord.shape[0]))
     if config.max_points:
         keep = min(keep, config.max_points)
-    crop = nearest_crop(coord, keep, generator)
+    return nearest_crop(coord, keep, generator)
+
+
+def make_views(coord: torch.Tensor, feat: torch.Tensor, config: ViewConfig, generator: torch.Generator,
+               coord_in_feat: bool = True) -> tuple[View, View]:
+    """Crop once, then two independently augmented and grid-sampled views. Features are [xyz, feat] when
+    `coord_in_feat` (the PTv3 convention: the augmented coordinates are input channels too)."""
+    crop = random_crop(coord, config, generator)
     coord, feat = coord[crop], feat[crop]
     return (make_view(coord, feat, config, generator, coord_in_feat),
             make_view(coord, feat, config, generator, coord_in_feat))

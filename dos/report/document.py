@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report.tables import SCALES, read_table_csv, scale_note
 from dos.utils.io import write_text
 from dos.utils.provenance import file_hash, git_commit, package_versions

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report.tables import read_table_csv, scale_note
 from dos.utils.io import atomic_path
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.utils.io import write_text
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.data.readers.pickles import load_pickle
 from tests.conftest import REPO_ROOT
 
@@ -32,7 +32,7 @@ BATTERY = r'''
 import functools, json, pickletools, resource, sys
 from pathlib import Path
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.data.readers import open_reader
 from dos.data.readers import nuscenes, scannet
 

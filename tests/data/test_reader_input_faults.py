@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.data.readers import files, open_reader
 from dos.data.summary import summarize
 from tests.data.test_readers_parisluco3d import cloud, write_ply

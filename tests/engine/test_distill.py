@@ -79,8 +79,8 @@ def test_the_teacher_stays_frozen_and_the_student_learns_on_a_fixed_batch(smoke_
     torch.manual_seed(0)
     config = load_config(DistillRunConfig, DISTILL, tiny_distill_overrides(smoke_data, ptv3_teacher))
     dataset = SceneDataset("synthetic-lidar", smoke_data / "synthetic-nuscenes", "train")
-    batch = collate([make_sample(dataset[i]["coord"], dataset[i]["feat"], config.views,
-                                 torch.Generator().manual_seed(i), True) for i in range(2)])
+    assert config.data.coord_in_feat
+    batch = collate([make_sample(config, dataset[i], torch.Generator().manual_seed(i)) for i in range(2)])
     teacher = load_teacher(config, in_channels=4)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())

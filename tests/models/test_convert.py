@@ -3,7 +3,7 @@ import torch
 
 import argparse
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.models import convert_cli
 from dos.models import ptv3_from_config
 from dos.models.convert import (ConversionError, convert_pointcept_state, dos_state_to_pointcept,

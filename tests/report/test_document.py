@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report import document, figures, tables
 from tests.report.helpers import table5_spec
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report import figures, tables
 from tests.report.helpers import write_metrics, write_spec
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report import tables
 from tests.report.helpers import write_metrics
 

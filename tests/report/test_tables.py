@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from dos.cli import DosError
+from dos.errors import DosError
 from dos.report import tables
 from tests.report.helpers import table5_spec, write_metrics, write_spec
 
