@@ -76,9 +76,9 @@ def evaluate(gt: ResultBoxes, pred: ResultBoxes, ego_positions: Mapping[str, Seq
             raise DosError(f"{pred_source}: sample '{token}' has {len(boxes)} boxes; at most "
                            f"{config.max_boxes_per_sample} per sample are allowed")
     token_index = {token: i for i, token in enumerate(gt)}
-    gt_table = _filtered(parse_boxes(gt, token_index, gt_source, predictions=False), ego_positions, bike_racks,
+    gt_table = filter_boxes(parse_boxes(gt, token_index, gt_source, predictions=False), ego_positions, bike_racks,
                          token_index, config, gt_source)
-    pred_table = _filtered(parse_boxes(pred, token_index, pred_source, predictions=True), ego_positions,
+    pred_table = filter_boxes(parse_boxes(pred, token_index, pred_source, predictions=True), ego_positions,
                            bike_racks, token_index, config, pred_source)
 
     label_aps: dict[str, dict[float, float]] = {}
@@ -108,19 +108,23 @@ def summarise(label_aps: Mapping[str, Mapping[float, float]], label_tp_errors: M
 
 # ---------------------------------------------------------------------------------------------- filtering
 
-def _filtered(table: BoxTable, ego_positions: Mapping[str, Sequence[float]] | None,
-              bike_racks: ResultBoxes | None, token_index: Mapping[str, int], config: DetectionConfig,
-              source: str) -> BoxTable:
-    """The boxes the devkit's `filter_eval_boxes` keeps: within class range, not 0 points, not in a bike rack."""
+def filter_boxes(table: BoxTable, ego_positions: Mapping[str, Sequence[float]] | None,
+                 bike_racks: ResultBoxes | None, token_index: Mapping[str, int],
+                 config: DetectionConfig = DetectionConfig(), source: str = "boxes") -> BoxTable:
+    """The boxes the devkit's `filter_eval_boxes` keeps: within class range, not 0 points, not in a bike rack.
+    `ego_positions` and `bike_racks` as in `evaluate`; `token_index` maps sample tokens to `table.sample`."""
     if ego_positions is not None:
         missing = [t for t in token_index if t not in ego_positions]
         if missing:
             raise DosError(f"ego positions: no position for sample(s) {missing[:3]}")
         position = np.array([list(ego_positions[t]) for t in token_index], dtype=np.float64).reshape(-1, 3)
-        table.ego_translation = table.translation - position[table.sample]
+        table = BoxTable(**{**vars(table), "ego_translation": table.translation - position[table.sample]})
     elif np.isnan(table.ego_translation).any():
-        raise DosError(f"{source}: box {int(np.isnan(table.ego_translation).any(1).argmax())} has no "
-                       "'ego_translation'; give every box one, or pass the samples' ego positions")
+        first = int(np.isnan(table.ego_translation).any(axis=1).argmax())
+        token = list(token_index)[table.sample[first]]
+        index = first - int(np.argmax(table.sample == table.sample[first]))
+        raise DosError(f"{source}: sample '{token}' box {index} has no 'ego_translation'; give every box one, "
+                       "or pass the samples' ego positions")
     max_dist = np.array([config.class_range[name] for name in DETECTION_CLASSES], dtype=np.float64)
     ego_dist = np.sqrt(np.sum(table.ego_translation[:, :2] ** 2, axis=1))
     keep = (ego_dist < max_dist[table.label]) & (table.num_pts != 0)

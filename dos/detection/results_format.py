@@ -103,52 +103,83 @@ def _vector(box: Mapping, key: str, n: int, where: str, allow_nan: bool = False)
     return value
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
 def parse_boxes(results: ResultBoxes, token_index: Mapping[str, int], source: str,
                 predictions: bool) -> BoxTable:
     """Validate box dicts and stack them. `source` names the input (a file) in error messages; predictions
-    need `detection_score`."""
-    rows: dict[str, list] = {k: [] for k in BoxTable.__dataclass_fields__}
-    for token, boxes in results.items():
+    need `detection_score`. The checks run on whole arrays; a failing one looks for the first bad box."""
+    boxes, samples = [], []
+    for token, sample_boxes in results.items():
         if token not in token_index:
             raise DosError(f"{source}: sample '{token}' is not among the evaluated samples")
+        boxes.extend(sample_boxes)
+        samples.extend([token_index[token]] * len(sample_boxes))
+    tokens = list(token_index)
+
+    def fail(check, message) -> None:
         for i, box in enumerate(boxes):
-            where = f"{source}: sample '{token}' box {i}"
-            if not isinstance(box, Mapping):
-                raise DosError(f"{where}: a box is an object, got {type(box).__name__}")
-            name = box.get("detection_name")
-            if name not in _CLASS_INDEX:
-                raise DosError(f"{where}: detection_name {name!r} is not one of {', '.join(DETECTION_CLASSES)}")
-            attribute = box.get("attribute_name", "")
-            if attribute not in _ATTRIBUTE_INDEX:
-                raise DosError(f"{where}: attribute_name {attribute!r} is not '' or one of "
-                               f"{', '.join(ATTRIBUTE_NAMES)}")
-            size = _vector(box, "size", 3, where)
-            if min(size) <= 0:
-                raise DosError(f"{where}: every size (width, length, height) must be > 0, got {size}")
-            if predictions:
-                score = box.get("detection_score")
-                if not isinstance(score, (int, float)) or isinstance(score, bool) or math.isnan(score):
-                    raise DosError(f"{where}: detection_score must be a number, got {score!r}")
-            else:
-                score = -1.0
-            num_pts = box.get("num_pts", -1)
-            if not isinstance(num_pts, int) or isinstance(num_pts, bool):
-                raise DosError(f"{where}: num_pts must be an integer, got {num_pts!r}")
-            rows["sample"].append(token_index[token])
-            rows["label"].append(_CLASS_INDEX[name])
-            rows["translation"].append(_vector(box, "translation", 3, where))
-            rows["size"].append(size)
-            rows["rotation"].append(_vector(box, "rotation", 4, where))
-            rows["velocity"].append(_vector(box, "velocity", 2, where, allow_nan=True))
-            rows["ego_translation"].append(_vector(box, "ego_translation", 3, where)
-                                           if "ego_translation" in box else [math.nan] * 3)
-            rows["num_pts"].append(num_pts)
-            rows["score"].append(float(score))
-            rows["attribute"].append(_ATTRIBUTE_INDEX[attribute])
-    shapes = {"translation": 3, "size": 3, "rotation": 4, "velocity": 2, "ego_translation": 3}
-    arrays = {}
-    for key, values in rows.items():
-        dtype = np.int64 if key in ("sample", "label", "num_pts", "attribute") else np.float64
-        array = np.asarray(values, dtype=dtype)
-        arrays[key] = array.reshape(-1, shapes[key]) if key in shapes else array.reshape(-1)
-    return BoxTable(**arrays)
+            if not isinstance(box, Mapping) or not check(box):
+                token = tokens[samples[i]]
+                index = i - samples.index(samples[i])
+                where = f"{source}: sample '{token}' box {index}"
+                if not isinstance(box, Mapping):
+                    raise DosError(f"{where}: a box is an object, got {type(box).__name__}")
+                raise DosError(f"{where}: {message(box, where)}")
+        raise AssertionError("a check failed on the arrays but on no box")  # pragma: no cover
+
+    if not all(isinstance(box, Mapping) for box in boxes):
+        fail(lambda box: True, None)
+    names = [box.get("detection_name") for box in boxes]
+    if not all(name in _CLASS_INDEX for name in names):
+        fail(lambda box: box.get("detection_name") in _CLASS_INDEX, lambda box, _: (
+            f"detection_name {box.get('detection_name')!r} is not one of {', '.join(DETECTION_CLASSES)}"))
+    attributes = [box.get("attribute_name", "") for box in boxes]
+    if not all(a in _ATTRIBUTE_INDEX for a in attributes):
+        fail(lambda box: box.get("attribute_name", "") in _ATTRIBUTE_INDEX, lambda box, _: (
+            f"attribute_name {box.get('attribute_name')!r} is not '' or one of {', '.join(ATTRIBUTE_NAMES)}"))
+
+    def vectors(key: str, n: int, allow_nan: bool = False, default: list[float] | None = None) -> np.ndarray:
+        try:
+            array = np.array([box.get(key, default) for box in boxes], dtype=np.float64).reshape(len(boxes), n)
+            ok = allow_nan or not np.isnan(array).any()
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            fail(lambda box: (key not in box and default is not None) or _checks(box, key, n, allow_nan),
+                 lambda box, where: _vector(box, key, n, where, allow_nan))
+        return array
+
+    size = vectors("size", 3)
+    if len(size) and size.min() <= 0:
+        fail(lambda box: min(box["size"]) > 0,
+             lambda box, _: f"every size (width, length, height) must be > 0, got {box['size']}")
+    if predictions:
+        scores = [box.get("detection_score") for box in boxes]
+        if not all(_is_number(s) for s in scores):
+            fail(lambda box: _is_number(box.get("detection_score")),
+                 lambda box, _: f"detection_score must be a number, got {box.get('detection_score')!r}")
+    else:
+        scores = [-1.0] * len(boxes)
+    num_pts = [box.get("num_pts", -1) for box in boxes]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in num_pts):
+        fail(lambda box: isinstance(box.get("num_pts", -1), int) and not isinstance(box.get("num_pts", -1), bool),
+             lambda box, _: f"num_pts must be an integer, got {box.get('num_pts')!r}")
+    return BoxTable(sample=np.array(samples, dtype=np.int64).reshape(-1),
+                    label=np.array([_CLASS_INDEX[n] for n in names], dtype=np.int64).reshape(-1),
+                    translation=vectors("translation", 3), size=size, rotation=vectors("rotation", 4),
+                    velocity=vectors("velocity", 2, allow_nan=True),
+                    ego_translation=vectors("ego_translation", 3, allow_nan=True, default=[math.nan] * 3),
+                    num_pts=np.array(num_pts, dtype=np.int64).reshape(-1),
+                    score=np.array(scores, dtype=np.float64).reshape(-1),
+                    attribute=np.array([_ATTRIBUTE_INDEX[a] for a in attributes], dtype=np.int64).reshape(-1))
+
+
+def _checks(box: Mapping, key: str, n: int, allow_nan: bool) -> bool:
+    try:
+        _vector(box, key, n, "", allow_nan)
+    except DosError:
+        return False
+    return True

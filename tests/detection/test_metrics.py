@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from dos.data.boxes import DETECTION_CLASSES, Boxes, quaternion_to_yaw
-from dos.detection.metrics import TP_METRICS, UNDEFINED_TP_METRICS, evaluate
-from dos.detection.results_format import boxes_to_results
+from dos.detection.metrics import TP_METRICS, UNDEFINED_TP_METRICS, evaluate, filter_boxes
+from dos.detection.results_format import boxes_to_results, parse_boxes
 from dos.errors import DosError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -62,10 +62,25 @@ def test_equals_the_devkit_on_the_fixtures(fixture_inputs, reference):
     gt, pred = fixture_inputs
     ours = evaluate(gt["boxes"], pred["results"], ego_positions=gt["ego_positions"], bike_racks=gt["bike_racks"])
     assert max_difference(ours, reference) < 1e-6
-    # the fixtures reach the protocol's corners: a class without GT, one without matches, undefined TP errors
-    assert reference["kept_after_filtering"]["gt"]["trailer"] == 0 < reference["kept_after_filtering"]["pred"]["trailer"]
-    assert reference["kept_after_filtering"]["pred"]["bus"] == 0 < reference["kept_after_filtering"]["gt"]["bus"]
+    # the fixtures reach the protocol's corners: a class with predictions but no GT, and the reverse
+    kept = reference["kept_after_filtering"]
+    assert kept["gt"]["trailer"] == 0 < kept["pred"]["trailer"] and kept["pred"]["bus"] == 0 < kept["gt"]["bus"]
     assert 0 < reference["mean_ap"] < 1
+
+
+def test_filtering_keeps_the_devkits_boxes(fixture_inputs, reference):
+    """Range, zero-point and bike-rack filters keep as many boxes of each class as the devkit's
+    filter_eval_boxes, and each filter drops some of the fixtures' boxes."""
+    gt, pred = fixture_inputs
+    tokens = {token: i for i, token in enumerate(gt["boxes"])}
+    for kind, results, is_pred in (("gt", gt["boxes"], False), ("pred", pred["results"], True)):
+        table = parse_boxes(results, tokens, kind, is_pred)
+        kept = filter_boxes(table, gt["ego_positions"], gt["bike_racks"], tokens)
+        assert {name: int((kept.label == c).sum()) for c, name in enumerate(DETECTION_CLASSES)} == \
+            reference["kept_after_filtering"][kind]
+        assert reference["before_filtering"][f"{kind}_boxes"] == len(table)
+        assert len(filter_boxes(table, gt["ego_positions"], None, tokens)) > len(kept)  # racks hold boxes
+    assert (parse_boxes(gt["boxes"], tokens, "gt", False).num_pts == 0).any()
 
 
 def test_boxes_own_ego_translation_equals_ego_positions(fixture_inputs, reference):
@@ -140,8 +155,11 @@ def test_boxes_to_results_writes_the_boxes():
 
 
 def test_match_needs_a_centre_closer_than_the_threshold():
-    """A prediction 3 m off matches only at 4 m; one 4.5 m off is a false positive everywhere."""
+    """A prediction 3 m off matches only at 4 m; one 4.5 m off is a false positive everywhere; the distance must
+    be below the threshold (0.5 m off, exactly, is not a match at 0.5 m)."""
     gt = [box("car", 10, 0)]
+    assert car_ap(gt, [box("car", 10.5, 0, 0.9)]) == {0.5: 0.0, 1.0: pytest.approx(1.0), 2.0: pytest.approx(1.0),
+                                                       4.0: pytest.approx(1.0)}
     assert car_ap(gt, [box("car", 13, 0, 0.9)]) == {0.5: 0.0, 1.0: 0.0, 2.0: 0.0, 4.0: pytest.approx(1.0)}
     assert car_ap(gt, [box("car", 10, 4.5, 0.9)]) == {th: 0.0 for th in THRESHOLDS}
     result = evaluate({"s0": gt}, {"s0": [box("car", 10, 4.5, 0.9)]})
@@ -231,5 +249,24 @@ def test_input_errors_name_the_source():
         evaluate(gt, {"s0": [dict(box("car", 10, 0, 0.5), detection_name="van")]}, pred_source="preds.json")
     with pytest.raises(DosError, match="detection_score"):
         evaluate(gt, {"s0": [box("car", 10, 0)]})
-    with pytest.raises(DosError, match="ego_translation"):
-        evaluate(gt, {"s0": [{k: v for k, v in box("car", 10, 0, 0.5).items() if k != "ego_translation"}]})
+    no_ego = {k: v for k, v in box("car", 10, 0, 0.5).items() if k != "ego_translation"}
+    with pytest.raises(DosError, match="preds.json: sample 's0' box 1 has no 'ego_translation'"):
+        evaluate(gt, {"s0": [box("car", 10, 0, 0.5), no_ego]}, pred_source="preds.json")
+    assert evaluate(gt, {"s0": [no_ego]}, ego_positions={"s0": [0, 0, 0]})["label_aps"]["car"][2.0] == \
+        pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"size": [1.9, 0.0, 1.7]}, "box 1: every size .* must be > 0"),
+    ({"translation": [1.0, 2.0]}, "box 1: 'translation' must be a list of 3 numbers"),
+    ({"rotation": [1.0, 0.0, 0.0, math.nan]}, "box 1: 'rotation' must be a list of 4 numbers .no NaN."),
+    ({"attribute_name": "vehicle.flying"}, "box 1: attribute_name 'vehicle.flying'"),
+    ({"num_pts": 3.5}, "box 1: num_pts must be an integer"),
+    ({"detection_score": "high"}, "box 1: detection_score must be a number"),
+])
+def test_a_bad_box_is_named_by_file_sample_and_index(change, message):
+    gt = {"s0": [box("car", 10, 0)], "s1": [box("car", 10, 0, token="s1")]}
+    pred = {"s0": [box("car", 10, 0, 0.5)],
+            "s1": [box("car", 10, 0, 0.5, token="s1"), dict(box("car", 12, 0, 0.4, token="s1"), **change)]}
+    with pytest.raises(DosError, match=f"preds.json: sample 's1' {message}"):
+        evaluate(gt, pred, pred_source="preds.json")
