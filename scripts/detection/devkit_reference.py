@@ -12,7 +12,8 @@ calc_ap, calc_tp, DetectionMetrics) with `config_factory('detection_cvpr_2019')`
 dataset through `nusc.get(table, token)` (the sample's annotations, for bike racks, and its LiDAR ego pose),
 so a small stand-in answers from the fixtures' ego positions and racks; no nuScenes download is needed.
 
-Writes tests/detection/fixtures/{gt,pred}.json (when generating) and devkit_reference.json (always).
+Two scenarios: "basic" (every edge case of the protocol) and "crowds" (predictions competing for GT).
+Writes tests/detection/fixtures/{gt,pred}[_crowds].json (when generating) and devkit_reference.json (always).
 Nothing of the devkit is copied into this repository.
 """
 
@@ -158,6 +159,52 @@ def make_fixtures(seed: int = SEED) -> tuple[dict, dict]:
     return gt, pred
 
 
+def make_dense_fixtures(seed: int = SEED + 1) -> tuple[dict, dict]:
+    """Crowds: clusters of pedestrians, cones, barriers, bicycles and cars a few metres across, each GT with 0-2
+    noisy predictions plus strays, so that predictions compete for GT and often take a GT that is not their
+    nearest (the nearest being taken)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens = [f"crowd_{i:02d}" for i in range(12)]
+    gt_boxes, pred_boxes, ego_positions = {}, {}, {}
+    for token in tokens:
+        ego = np.array([rng.uniform(300, 1800), rng.uniform(800, 1700), 0.0])
+        ego_positions[token] = ego.tolist()
+        gts, preds = [], []
+        for _ in range(3):
+            name = str(rng.choice(["pedestrian", "traffic_cone", "barrier", "bicycle", "car"]))
+            spread = 10.0 if name == "car" else 4.0
+            middle = ego + [rng.uniform(-25, 25), rng.uniform(-25, 25), 0.0]
+            options = ATTRIBUTES.get(name, VEHICLE_ATTRIBUTES)
+            for _ in range(int(rng.integers(3, 9))):
+                centre = middle + [rng.uniform(0, spread), rng.uniform(0, spread), rng.uniform(-0.2, 0.2)]
+                size = np.array(SIZES[name]) * rng.uniform(0.85, 1.15, 3)
+                yaw = rng.uniform(-math.pi, math.pi)
+                velocity = rng.normal(0, 1, 2).tolist()
+                gts.append({"sample_token": token, "translation": centre.tolist(), "size": size.tolist(),
+                            "rotation": _quaternion(yaw), "velocity": velocity,
+                            "ego_translation": (centre - ego).tolist(), "num_pts": int(rng.integers(1, 100)),
+                            "detection_name": name, "attribute_name": str(options[rng.integers(len(options))])})
+                for _ in range(int(rng.integers(0, 3))):
+                    preds.append({"sample_token": token,
+                                  "translation": (centre + [*rng.normal(0, 0.8, 2), 0.0]).tolist(),
+                                  "size": (size * rng.uniform(0.8, 1.2, 3)).tolist(),
+                                  "rotation": _quaternion(yaw + rng.normal(0, 0.5)),
+                                  "velocity": (np.array(velocity) + rng.normal(0, 0.5, 2)).tolist(),
+                                  "detection_name": name, "detection_score": float(np.round(rng.uniform(), 3)),
+                                  "attribute_name": str(options[rng.integers(len(options))])})
+        gt_boxes[token], pred_boxes[token] = gts, preds
+    gt = {"ego_positions": ego_positions, "bike_racks": {}, "boxes": gt_boxes}
+    pred = {"meta": {"use_lidar": True, "use_camera": False, "use_radar": False, "use_map": False,
+                     "use_external": False}, "results": pred_boxes}
+    return gt, pred
+
+
+SCENARIOS = {"basic": ("gt.json", "pred.json", make_fixtures),
+             "crowds": ("gt_crowds.json", "pred_crowds.json", make_dense_fixtures)}
+
+
 # ------------------------------------------------------------------------------ the devkit's evaluation
 
 class StandIn:
@@ -209,7 +256,6 @@ def devkit_reference(gt_path: Path, pred_path: Path) -> dict:
         kind: {name: sum(b.detection_name == name for b in boxes.all) for name in CLASSES}
         for kind, boxes in (("gt", gt_boxes), ("pred", pred_boxes))}
     summary["before_filtering"] = counts
-    summary["devkit"] = DEVKIT
     return summary
 
 
@@ -233,17 +279,21 @@ def main() -> None:
         python = ensure_venv(args.venv)
         os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
 
-    gt_path, pred_path = FIXTURES / "gt.json", FIXTURES / "pred.json"
-    if args.new_fixtures or not (gt_path.exists() and pred_path.exists()):
-        gt, pred = make_fixtures()
-        FIXTURES.mkdir(parents=True, exist_ok=True)
-        gt_path.write_text(json.dumps(gt, indent=1) + "\n")
-        pred_path.write_text(json.dumps(pred, indent=1) + "\n")
-        print(f"wrote {gt_path} and {pred_path}")
-    reference = devkit_reference(gt_path, pred_path)
+    reference = {"devkit": DEVKIT, "scenarios": {}}
+    for scenario, (gt_name, pred_name, make) in SCENARIOS.items():
+        gt_path, pred_path = FIXTURES / gt_name, FIXTURES / pred_name
+        if args.new_fixtures or not (gt_path.exists() and pred_path.exists()):
+            gt, pred = make()
+            FIXTURES.mkdir(parents=True, exist_ok=True)
+            gt_path.write_text(json.dumps(gt, indent=1) + "\n")
+            pred_path.write_text(json.dumps(pred, indent=1) + "\n")
+            print(f"wrote {gt_path} and {pred_path}")
+        summary = devkit_reference(gt_path, pred_path)
+        reference["scenarios"][scenario] = dict(summary, gt=gt_name, pred=pred_name)
+        print(f"{scenario}: mAP {summary['mean_ap']:.6f}, NDS {summary['nd_score']:.6f}")
     out = FIXTURES / "devkit_reference.json"
     out.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {out}: mAP {reference['mean_ap']:.6f}, NDS {reference['nd_score']:.6f}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
