@@ -76,10 +76,10 @@ def evaluate(gt: ResultBoxes, pred: ResultBoxes, ego_positions: Mapping[str, Seq
             raise DosError(f"{pred_source}: sample '{token}' has {len(boxes)} boxes; at most "
                            f"{config.max_boxes_per_sample} per sample are allowed")
     token_index = {token: i for i, token in enumerate(gt)}
-    gt_table = filter_boxes(parse_boxes(gt, token_index, gt_source, predictions=False), ego_positions, bike_racks,
-                         token_index, config, gt_source)
+    gt_table = filter_boxes(parse_boxes(gt, token_index, gt_source, predictions=False), ego_positions,
+                            bike_racks, token_index, config, gt_source)
     pred_table = filter_boxes(parse_boxes(pred, token_index, pred_source, predictions=True), ego_positions,
-                           bike_racks, token_index, config, pred_source)
+                              bike_racks, token_index, config, pred_source)
 
     label_aps: dict[str, dict[float, float]] = {}
     label_tp_errors: dict[str, dict[str, float]] = {}
