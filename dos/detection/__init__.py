@@ -1,0 +1,1 @@
+"""3D object detection: CenterPoint on any dos backbone, and nuScenes detection metrics."""
