@@ -30,6 +30,8 @@ def test_batches_do_not_mix():
     bev = scatter_to_bev(feat, coord, torch.tensor([1, 2]), GRID)
     assert bev[0, 0, 2, 2] == 1.0 and bev[1, 0, 2, 2] == 7.0
     assert bev.count_nonzero() == 2
+    bev = scatter_to_bev(feat, coord, torch.tensor([1, 1, 2]), GRID, "mean")    # an empty cloud in between
+    assert bev[0, 0, 2, 2] == 1.0 and not bev[1].any() and bev[2, 0, 2, 2] == 7.0
 
 
 def test_max_and_mean_pool():

@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from dos.data.boxes import DETECTION_CLASSES, Boxes

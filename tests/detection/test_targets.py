@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from dos.data.boxes import Boxes
 from dos.detection.bev import BevGrid
