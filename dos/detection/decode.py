@@ -12,7 +12,7 @@ from torch import Tensor
 from dos.data.boxes import DETECTION_CLASSES, Boxes
 from dos.detection.bev import BevGrid
 from dos.detection.losses import gather_regression
-from dos.detection.nuscenes_results import default_attribute
+from dos.detection.results_format import default_attribute
 
 
 def heatmap_peaks(heat: Tensor) -> Tensor:

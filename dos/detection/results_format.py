@@ -27,6 +27,25 @@ ATTRIBUTE_NAMES: tuple[str, ...] = ("pedestrian.moving", "pedestrian.sitting_lyi
 
 ResultBoxes = Mapping[str, Sequence[Mapping]]
 
+MOVING_SPEED = 0.2  # m/s: above this a box counts as moving when its attribute is guessed from its velocity
+_VEHICLES = ("car", "truck", "bus", "trailer", "construction_vehicle")
+_CYCLES = ("motorcycle", "bicycle")
+
+
+def default_attribute(name: str, velocity: np.ndarray) -> str:
+    """The attribute a detector without an attribute head reports (CenterPoint's and mmdet3d's convention): from
+    the speed for vehicles, cycles and pedestrians, else each class's most frequent attribute in nuScenes
+    training; "" for traffic cones and barriers, which have none. A NaN velocity counts as stationary."""
+    moving = bool(np.hypot(velocity[0], velocity[1]) > MOVING_SPEED)
+    if name in _VEHICLES:
+        return "vehicle.moving" if moving else ("vehicle.stopped" if name == "bus" else "vehicle.parked")
+    if name in _CYCLES:
+        return "cycle.with_rider" if moving else "cycle.without_rider"
+    if name == "pedestrian":
+        return "pedestrian.moving" if moving else "pedestrian.standing"
+    return ""
+
+
 
 def boxes_to_results(boxes: Boxes, sample_token: str, scores: np.ndarray | None = None,
                      ego_position: Sequence[float] = (0.0, 0.0, 0.0)) -> list[dict]:

