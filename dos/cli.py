@@ -23,6 +23,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("config", "check"), "dos.config.check", "validate the configs of many runs at once (the workflow's jobs, before any runs)"),
     (("convert", "pointcept"), "dos.models.convert_cli", "convert a Pointcept PT-v3m2 (Sonata) checkpoint to a dos PTv3 state dict"),
     (("data", "generate"), "dos.data.synthetic.cli", "write the synthetic benchmark in the real on-disk formats"),
+    (("data", "prepare", "scannet"), "dos.data.prepare.scannet", "convert raw ScanNet v2 (meshes, segments, aggregations) into the Pointcept layout the scannet readers read"),
+    (("data", "prepare", "s3dis"), "dos.data.prepare.s3dis", "convert raw S3DIS (Stanford3dDataset_v1.2 annotation text files) into the Pointcept layout the s3dis reader reads"),
     (("data", "subsets"), "dos.data.subsets", "write label-efficiency subsets: scene fractions, limited annotations, k-shot lists"),
     (("data", "summary"), "dos.data.summary", "check a dataset's layout: scans, points and per-class counts per split"),
     (("data", "figures"), "dos.data.synthetic.figures", "draw synthetic scenes by class and the class-frequency plot"),

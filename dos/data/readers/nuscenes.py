@@ -10,9 +10,14 @@ The list of scans comes from one of two sources:
   the root). Each file is one split, named from its file name (nuscenes_infos_train.pkl -> train,
   nus_info.pkl -> all). A split is labelled when its entries carry `pts_semantic_mask_path`.
 * the official tables, <root>/<version>/{sample_data,sample,scene,lidarseg}.json (used when there is
-  no info pickle). The official train/val scene lists are long and live in the nuScenes devkit, not
-  here: pass `split_file=` a YAML {split: [scene names]}; without one, every key frame is the split
-  "all". The tables are labelled when lidarseg.json exists.
+  no info pickle), e.g. the raw v1.0-trainval download with nuScenes-lidarseg unpacked over it. Scenes go
+  to splits by the official lists (dos/data/splits/nuscenes.yaml, from the devkit): v1.0-trainval ->
+  train (700 scenes) / val (150), v1.0-mini -> train / val (the devkit's mini_train / mini_val), v1.0-test
+  -> test. A scene of those versions that the lists do not name is an error (tables from elsewhere need
+  their own lists). `split_file=` a YAML {split: [scene names]} relative to the root replaces the lists;
+  a version without official lists and no split file gives one split, "all". The tables are labelled
+  when lidarseg.json exists; a lidarseg category.json, when present, must number its classes as the
+  label spec does (the .bin files store that `index`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dos.data.readers.files import (check_coord, check_count, has_file, read_rec
                                     sorted_names)
 from dos.data.readers.mmdet3d import entry_text, find_info_files, info_split_name, read_info
 from dos.data.scan import Scan
+from dos.data.splits import load_split_lists, split_of
 
 LIDAR_DIR = "samples/LIDAR_TOP"
 DEFAULT_VERSION = "v1.0-trainval"
@@ -152,18 +158,47 @@ class NuScenesReader:
             by_scene.setdefault(scene, {})[row["sample_token"]] = (self.root / row["filename"], label)
         if not by_scene:
             raise DatasetError(f"{tables / 'sample_data.json'}: no LIDAR_TOP key frames")
-        if split_file is None:
-            self._scans["all"] = {k: v for scene in sorted(by_scene) for k, v in by_scene[scene].items()}
-            return
-        path = self.root / split_file
+        if labelled:
+            self._check_categories(tables)
+        if split_file is not None:
+            splits = self._read_split_file(self.root / split_file)
+        else:
+            splits = load_split_lists("nuscenes").get(version)
+            if splits is None:
+                self._scans["all"] = {k: v for scene in sorted(by_scene) for k, v in by_scene[scene].items()}
+                return
+            listed = split_of(splits)
+            unlisted = sorted(scene for scene in by_scene if scene not in listed)
+            if unlisted:
+                raise DatasetError(f"{tables / 'scene.json'}: scenes {', '.join(unlisted[:5])} are in none of the "
+                                   f"official {version} splits ({', '.join(splits)}); pass split_file= a YAML "
+                                   f"{{split: [scene names]}} for tables that are not the official release")
+        for split, scenes in splits.items():
+            scans = {k: v for scene in scenes for k, v in by_scene.get(scene, {}).items()}
+            if scans or split_file is not None:
+                self._scans[str(split)] = scans
+
+    def _read_split_file(self, path: Path) -> dict[str, list[str]]:
         try:
             splits = yaml.safe_load(read_text(path, "split file"))
         except yaml.YAMLError as error:
             raise DatasetError(f"{path}: not valid YAML ({error})") from error
-        if not isinstance(splits, dict):
+        if not isinstance(splits, dict) or not all(isinstance(scenes, list) for scenes in splits.values()):
             raise DatasetError(f"{path}: a split file is a YAML mapping {{split: [scene names]}}")
-        for split, scenes in splits.items():
-            self._scans[str(split)] = {k: v for scene in scenes for k, v in by_scene.get(scene, {}).items()}
+        return splits
+
+    def _check_categories(self, tables: Path) -> None:
+        """The lidarseg .bin files store category.json's `index`: refuse a numbering other than the label spec's,
+        which would turn every class into another without a word. A category.json without indices (the
+        detection-only release) says nothing about it and is skipped."""
+        if not has_file(tables / "category.json", "nuScenes table category.json"):
+            return
+        expected = self.label_spec.raw_names
+        for row in self._table(tables, "category", "token", ("name",)).values():
+            index = row.get("index")
+            if index is not None and expected.get(index) != row["name"]:
+                raise DatasetError(f"{tables / 'category.json'}: category {row['name']!r} has index {index}, but "
+                                   f"raw id {index} is {expected.get(index)!r} in the nuscenes label spec")
 
     # -- the reader interface ---------------------------------------------------------------------------
 

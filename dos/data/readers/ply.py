@@ -1,8 +1,12 @@
 """A minimal PLY reader (ascii, binary_little_endian, binary_big_endian) for per-point scalar fields.
 
-Only the `vertex` element is returned, as {property name: array}. Elements before it are skipped;
-in a binary file they must have fixed-size records (no list properties), and the vertex element
+`read_ply_vertices` returns the `vertex` element, as {property name: array}. Elements before it are
+skipped; in a binary file they must have fixed-size records (no list properties), and the vertex element
 itself may hold only scalar properties -- which is what point-cloud PLY files contain.
+
+`read_ply_triangles` returns the `face` element of a triangle mesh (ScanNet's *_vh_clean_2.ply) as
+vertex indices [F, 3]; it must follow the vertices and hold one list property (the index list of every
+face has length 3).
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ def _parse_header(path: Path, data: bytes) -> tuple[str, list[dict], int]:
 def read_ply_vertices(path: Path) -> dict[str, np.ndarray]:
     """The scalar properties of the `vertex` element of a PLY file, by name."""
     data = read_bytes(path, "PLY file")
+    return _read_vertices(path, data)[0]
+
+
+def _read_vertices(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], int]:
+    """(the vertex properties, where the vertex element ends: a byte offset, or for ascii a line number)."""
     fmt, elements, offset = _parse_header(path, data)
     names = [element["name"] for element in elements]
     if "vertex" not in names:
@@ -85,7 +94,7 @@ def read_ply_vertices(path: Path) -> dict[str, np.ndarray]:
         if table.shape[1] != len(properties):
             raise DatasetError(f"{path}: PLY vertex lines have {table.shape[1]} values, header declares "
                                f"{len(properties)} properties")
-        return {name: table[:, i].astype(kind) for i, (name, kind) in enumerate(properties)}
+        return {name: table[:, i].astype(kind) for i, (name, kind) in enumerate(properties)}, start + count
 
     endian = FORMATS[fmt]
     for element in elements[:position]:
@@ -99,4 +108,58 @@ def read_ply_vertices(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: PLY body holds {max(available, 0)} bytes, {count} vertices need "
                            f"{count * dtype.itemsize}")
     table = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    return {name: table[name].astype(table.dtype[name].newbyteorder("="), copy=True) for name, _ in properties}
+    fields = {name: table[name].astype(table.dtype[name].newbyteorder("="), copy=True) for name, _ in properties}
+    return fields, offset + count * dtype.itemsize
+
+
+def _face_list_types(path: Path, line: str) -> tuple[str, str]:
+    """The (count type, index type) of a `property list <count> <index> vertex_indices` header line."""
+    words = line.split()
+    if len(words) != 5 or words[2] not in SCALAR_TYPES or words[3] not in SCALAR_TYPES:
+        raise DatasetError(f"{path}: unsupported PLY face property {line!r}")
+    return SCALAR_TYPES[words[2]], SCALAR_TYPES[words[3]]
+
+
+def read_ply_triangles(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(the vertex properties, the faces as int64 vertex indices [F, 3]) of a triangle-mesh PLY file."""
+    data = read_bytes(path, "PLY file")
+    vertices, end = _read_vertices(path, data)
+    fmt, elements, _ = _parse_header(path, data)
+    names = [element["name"] for element in elements]
+    position = names.index("vertex") + 1
+    if position >= len(elements) or elements[position]["name"] != "face":
+        raise DatasetError(f"{path}: PLY file has no face element right after the vertices")
+    face = elements[position]
+    if len(face["properties"]) != 1 or face["properties"][0][1] != "list":
+        raise DatasetError(f"{path}: the PLY face element must hold exactly one list property (the vertex indices)")
+    header = data[:data.find(b"end_header")].decode("ascii", errors="replace").splitlines()
+    list_line = next(line for line in header if line.split()[:2] == ["property", "list"])
+    count_type, index_type = _face_list_types(path, list_line)
+    count = face["count"]
+    if fmt == "ascii":
+        lines = data[_body_offset(data):].decode("ascii", errors="replace").splitlines()[end:end + count]
+        if len(lines) < count:
+            raise DatasetError(f"{path}: PLY body has {len(lines)} face lines, header says {count}")
+        try:
+            table = np.loadtxt(lines, dtype=np.int64, ndmin=2) if count else np.zeros((0, 4), np.int64)
+        except ValueError as error:
+            raise DatasetError(f"{path}: bad number in the PLY face data ({error})") from error
+        sizes, indices = table[:, 0], table[:, 1:]
+    else:
+        endian = FORMATS[fmt]
+        dtype = np.dtype([("n", endian + count_type), ("v", endian + index_type, (3,))])
+        if len(data) - end < count * dtype.itemsize:
+            raise DatasetError(f"{path}: PLY body ends inside the {count} faces (triangles expected)")
+        table = np.frombuffer(data, dtype=dtype, count=count, offset=end)
+        sizes, indices = table["n"], table["v"]
+    if count and (sizes.shape[0] != count or (sizes != 3).any() or indices.shape[1:] != (3,)):
+        raise DatasetError(f"{path}: PLY faces are not all triangles (only 3-vertex faces are supported)")
+    indices = indices.astype(np.int64)
+    num_vertices = len(next(iter(vertices.values()))) if vertices else 0
+    if count and (indices.min() < 0 or indices.max() >= num_vertices):
+        raise DatasetError(f"{path}: PLY face indices outside 0..{num_vertices - 1}")
+    return vertices, indices.reshape(-1, 3)
+
+
+def _body_offset(data: bytes) -> int:
+    return data.find(b"\n", data.find(b"end_header")) + 1

@@ -1,0 +1,181 @@
+"""`dos data prepare s3dis RAW OUT`: raw S3DIS -> Pointcept's layout, read by the `s3dis` reader.
+
+RAW is the unzipped Stanford3dDataset_v1.2 (or its Aligned_Version): RAW/Area_N/<room>/Annotations/<class>_<i>.txt,
+one object per file, one point per line "x y z r g b". The room's own <room>.txt (the same points without
+labels) is not read.
+
+OUT/Area_N/<room>/ gets the objects of the room in file-name order:
+
+    coord.npy    float32 [N, 3]
+    color.npy    uint8 [N, 3]
+    segment.npy  int16 [N]   the object's class among the 13 of dos/data/labels/s3dis.yaml
+    instance.npy int16 [N]   the object's position in that order (0, 1, ...), as Pointcept numbers them
+
+No normal.npy: the release has none (Pointcept takes them from the separate 2D-3D-S meshes), so the reader
+gives 3 features (rgb) per point. No rotation is applied (Pointcept's default; its --align_angle is not
+reproduced).
+
+The raw release's conventions are data (s3dis_raw.yaml beside this module): class aliases (stairs ->
+clutter) and errata, the one known malformed line (Area_5/office_19/Annotations/ceiling_1.txt line 323474),
+which is repaired as documented there. Any other line that is not 6 numbers is an error naming the file,
+the line number and the text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import io
+import re
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dos.data.errors import DatasetError
+from dos.data.labels import load_label_spec
+from dos.data.prepare.output import finish, room_done, write_room
+from dos.data.readers.files import has_dir, read_bytes, require_dir, sorted_names
+
+COLUMNS = 6
+NOT_NUMERIC = re.compile(r"[^0-9+\-.eE \t]")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", type=Path, help="the unzipped Stanford3dDataset_v1.2 (holding Area_1 ... Area_6)")
+    parser.add_argument("out", type=Path, help="the output root: OUT/Area_N/<room>/*.npy")
+    parser.add_argument("--areas", nargs="*", default=None, help="only these areas, e.g. Area_5 (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="rooms converted in parallel")
+
+
+def raw_conventions() -> tuple[dict[str, str], set[tuple[str, int]]]:
+    """(class aliases, {(file relative to RAW, 1-based line)} of the known malformed lines)."""
+    resource = importlib.resources.files(__package__) / "s3dis_raw.yaml"
+    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    return dict(data["aliases"]), {(entry["file"], int(entry["line"])) for entry in data["errata"]}
+
+
+def _parse_lines(path: Path, relative: str, text: str, errata: set[tuple[str, int]]) -> np.ndarray:
+    """The slow path, taken only when the whole-file parse fails: line by line, to name the bad line (or to
+    repair a known erratum)."""
+    rows = []
+    # split on newlines only: str.splitlines would also break at \x0b, \x1c-\x1e and \x85 and shift the numbers
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        values = _numbers(line)
+        if values is None and (relative, number) in errata:
+            values = _numbers(NOT_NUMERIC.sub("", line))
+        if values is None:
+            known = " (a known erratum, still not 6 numbers after its repair)" if (relative, number) in errata else ""
+            raise DatasetError(f"{path}: line {number}: cannot read {COLUMNS} numbers (x y z r g b) from "
+                               f"{line[:80]!r}{known}; correct the line in the file and run again")
+        rows.append(values)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, COLUMNS)
+
+
+def _numbers(line: str) -> list[float] | None:
+    words = line.split()
+    if len(words) != COLUMNS:
+        return None
+    try:
+        return [float(word) for word in words]
+    except ValueError:
+        return None
+
+
+def read_annotation(path: Path, relative: str, errata: set[tuple[str, int]]) -> np.ndarray:
+    """One object's points, float64 [N, 6] (x, y, z, r, g, b)."""
+    text = read_bytes(path, "S3DIS annotation file").decode("latin-1")  # byte for byte: a stray byte stays visible
+    if not text.strip():
+        return np.zeros((0, COLUMNS))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. a ragged last line
+            table = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
+        if table.shape[1] == COLUMNS:
+            return table
+    except (ValueError, UserWarning):
+        pass
+    return _parse_lines(path, relative, text, errata)
+
+
+def convert_room(raw: Path, room: str, names: tuple[str, ...], aliases: dict[str, str],
+                 errata: set[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """The arrays of RAW/<room> (room = "Area_N/<name>")."""
+    folder = require_dir(raw / room / "Annotations", "S3DIS Annotations")
+    objects = sorted_names(folder, ".txt")
+    coords, colors, segments, instances = [], [], [], []
+    for instance, name in enumerate(objects):
+        path = folder / f"{name}.txt"
+        label = name.rsplit("_", 1)[0]
+        label = aliases.get(label, label)
+        if label not in names:
+            raise DatasetError(f"{path}: class {label!r} is not one of the 13 S3DIS classes nor an alias "
+                               f"({', '.join(sorted(aliases))})")
+        points = read_annotation(path, f"{room}/Annotations/{name}.txt", errata)
+        rgb = points[:, 3:]
+        if rgb.size and (rgb.min() < 0 or rgb.max() > 255):
+            raise DatasetError(f"{path}: colours outside 0..255 (min {rgb.min():g}, max {rgb.max():g})")
+        if not np.isfinite(points[:, :3]).all():
+            raise DatasetError(f"{path}: NaN or Inf coordinates")
+        coords.append(points[:, :3])
+        colors.append(np.rint(rgb))
+        segments.append(np.full(len(points), names.index(label)))
+        instances.append(np.full(len(points), instance))
+    if not objects or not sum(len(c) for c in coords):
+        raise DatasetError(f"{folder}: no annotated points (no <class>_<i>.txt files with lines)")
+    return {"coord": np.concatenate(coords).astype(np.float32), "color": np.concatenate(colors).astype(np.uint8),
+            "segment": np.concatenate(segments).astype(np.int16),
+            "instance": np.concatenate(instances).astype(np.int16)}
+
+
+def find_rooms(raw: Path, areas: list[str] | None = None) -> list[str]:
+    """"Area_N/<room>" for every room folder of the chosen areas (files beside them, e.g. alignment angles,
+    are skipped)."""
+    present = [name for name in sorted_names(raw, dirs=True, prefix="Area_")]
+    if areas:
+        unknown = sorted(set(areas) - set(present))
+        if unknown:
+            raise DatasetError(f"{raw}: no area folder {', '.join(unknown)} (present: {', '.join(present) or 'none'})")
+        present = [area for area in present if area in areas]
+    if not present:
+        raise DatasetError(f"{raw}: no Area_<n> folders (is it the unzipped Stanford3dDataset_v1.2?)")
+    rooms = [f"{area}/{room}" for area in present for room in sorted_names(raw / area, dirs=True)
+             if has_dir(raw / area / room / "Annotations", "Annotations")]
+    if not rooms:
+        raise DatasetError(f"{raw}: no <room>/Annotations folders under {', '.join(present)}")
+    return rooms
+
+
+def _job(args: tuple[Path, Path, str, tuple[str, ...], dict, set]) -> str:
+    raw, out, room, names, aliases, errata = args
+    write_room(out, room, convert_room(raw, room, names, aliases, errata))
+    return room
+
+
+def prepare(raw: Path, out: Path, areas: list[str] | None = None, workers: int = 1, log=print) -> int:
+    """Convert every room of RAW (or of `areas`) into OUT; returns the number of rooms."""
+    require_dir(raw, "S3DIS download")
+    names = load_label_spec("s3dis").names
+    aliases, errata = raw_conventions()
+    rooms = find_rooms(raw, areas)
+    jobs = [(raw, out, room, names, aliases, errata) for room in rooms if not room_done(out, room)]
+    log(f"{len(rooms)} rooms ({len(rooms) - len(jobs)} already prepared)")
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for done, room in enumerate(pool.map(_job, jobs), start=1):
+                log(f"[{done}/{len(jobs)}] {room}")
+    else:
+        for done, job in enumerate(jobs, start=1):
+            log(f"[{done}/{len(jobs)}] {_job(job)}")
+    finish(out)
+    return len(rooms)
+
+
+def run(args: argparse.Namespace) -> int:
+    prepare(args.raw, args.out, args.areas, args.workers)
+    return 0
