@@ -31,6 +31,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("pretrain",), "dos.engine.pretrain", "DOS self-supervised pretraining (and the ablation variants)"),
     (("probe",), "dos.engine.probe", "linear probing of a frozen encoder"),
     (("finetune",), "dos.engine.finetune", "fine-tune encoder + decoder for segmentation (or train from scratch)"),
+    (("detect",), "dos.engine.detect", "3D object detection: CenterPoint on a (pretrained) backbone, nuScenes metrics (Table 2)"),
     (("distill",), "dos.engine.distill", "distill a SPUNet student from a frozen DOS PTv3 teacher (Table 12)"),
     (("evaluate",), "dos.engine.evaluate", "evaluate a probe / finetune run (fragments, test-time augmentation)"),
     (("reproduce",), "dos.reproduce", "run the main job at a scale (the README's first command)"),

@@ -1,7 +1,7 @@
 """`dos config check [JOBS]`: validate the configs of many runs at once, as each command would at its start.
 
 JOBS (a file, or `-` / absent for stdin) is a JSON list of {"command", "config", "overrides", "label"}: a
-command (pretrain, probe, finetune, distill, evaluate), its config file, its `--set` overrides in order, and a
+command (pretrain, probe, finetune, distill, detect, evaluate), its config file, its `--set` overrides in order, and a
 name for the job. Every job is loaded with dos.config.schema.load_config against its command's schema; each
 invalid one is printed as one line, `<label>: <error>`, and the exit status is then 2. The workflow calls this
 once for its whole DAG (workflow/rules/checks.smk), so that a typo stops `snakemake -n`, not a job an hour later.
@@ -29,6 +29,7 @@ SCHEMAS = {
     "finetune": ("dos.engine.segmentation", "SegmentationRunConfig"),
     "evaluate": ("dos.engine.segmentation", "SegmentationRunConfig"),
     "distill": ("dos.engine.distill", "DistillRunConfig"),
+    "detect": ("dos.engine.detect", "DetectRunConfig"),
 }
 
 

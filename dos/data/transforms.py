@@ -37,6 +37,19 @@ def rotate_z(coord: torch.Tensor, angle: float) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class RigidDraw:
+    """p -> sign * (scale * R_z(angle) p), sign flipping x and / or y: one draw of SpatialAugment."""
+
+    angle: float
+    scale: float
+    sign: tuple[float, float]
+
+    def apply(self, coord: torch.Tensor) -> torch.Tensor:
+        out = rotate_z(coord, self.angle) * self.scale
+        return out * torch.tensor([*self.sign, 1.0], dtype=coord.dtype)
+
+
+@dataclass(frozen=True)
 class SpatialAugment:
     """Random rotation about z, isotropic scaling, flips of x / y, and Gaussian jitter (clipped)."""
 
@@ -52,13 +65,18 @@ class SpatialAugment:
         if self.scale[0] > self.scale[1]:
             raise ValueError(f"scale must be (low, high) with low <= high, got {self.scale}")
 
-    def __call__(self, coord: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        out = rotate_z(coord, float(_uniform(generator, -self.rotate, self.rotate)))
-        out = out * float(_uniform(generator, *self.scale))
+    def draw(self, generator: torch.Generator) -> "RigidDraw":
+        """The rotation, scale and flips of one augmentation (what boxes must follow too)."""
+        angle = float(_uniform(generator, -self.rotate, self.rotate))
+        scale = float(_uniform(generator, *self.scale))
         flips = torch.rand(2, generator=generator) < self.flip
-        sign = torch.ones(3, dtype=coord.dtype)
-        sign[:2][flips] = -1
-        out = out * sign
+        return RigidDraw(angle, scale, (-1.0 if flips[0] else 1.0, -1.0 if flips[1] else 1.0))
+
+    def __call__(self, coord: torch.Tensor, generator: torch.Generator,
+                 draw: "RigidDraw | None" = None) -> torch.Tensor:
+        """Augmented coordinates; `draw` = the rotation, scale and flips to apply (drawn here when None)."""
+        draw = self.draw(generator) if draw is None else draw
+        out = draw.apply(coord)
         if self.jitter_sigma > 0:
             noise = torch.randn(out.shape, generator=generator, dtype=out.dtype) * self.jitter_sigma
             out = out + noise.clamp_(-self.jitter_clip, self.jitter_clip)

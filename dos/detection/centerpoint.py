@@ -24,6 +24,8 @@ from dos.detection.targets import TaskTargets, build_targets
 class CenterPoint(nn.Module):
     def __init__(self, config: CenterPointConfig) -> None:
         super().__init__()
+        if config.in_channels < 1:
+            raise ValueError("CenterPointConfig.in_channels must be the backbone's feature width (>= 1)")
         self.config = config
         self.grid = config.grid
         self.neck = BevNeck(config.in_channels, config.neck_channels, config.neck_blocks, config.neck_up_channels)

@@ -39,7 +39,7 @@ REGRESSION_CHANNELS = sum(dim for _, dim in REGRESSION_HEADS)
 
 @dataclass(frozen=True)
 class CenterPointConfig:
-    in_channels: int                                   # channels of the backbone's output features
+    in_channels: int = 0                               # backbone feature width; 0 = set by `dos detect` from it
     # BEV grid
     point_cloud_range: tuple[float, ...] = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
     cell_size: float = 0.8
@@ -68,10 +68,10 @@ class CenterPointConfig:
     max_boxes: int = 500                               # per sample, after NMS (nuScenes' limit)
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("in_channels", "cell_size", "neck_channels", "neck_up_channels",
+        check_ranges(self, positive=("cell_size", "neck_channels", "neck_up_channels",
                                      "head_channels", "head_conv", "min_overlap", "max_objects", "top_k",
                                      "max_boxes"),
-                     nonnegative=("neck_blocks", "min_radius", "heatmap_weight", "regression_weight",
+                     nonnegative=("in_channels", "neck_blocks", "min_radius", "heatmap_weight", "regression_weight",
                                   "code_weights", "nms_radius"),
                      probability=("min_overlap", "score_threshold"))
         BevGrid(tuple(self.point_cloud_range), self.cell_size)  # type: ignore[arg-type]  # checks range, cell

@@ -34,7 +34,7 @@ def read_run(path):
 
 
 def _upstream(name, w):
-    return {"probe": [_encoder], "finetune": [_encoder], "distill": [_teacher],
+    return {"probe": [_encoder], "finetune": [_encoder], "detect": [_encoder], "distill": [_teacher],
             "transfer": [_transferred]}.get(name, [])
 
 

@@ -6,6 +6,8 @@
 #   finetune/<arch>/<data>/<subset>/scratch/seed<s>/              dos finetune from scratch (supervised baseline)
 #   probe/<arch>/<data>/<subset>/random/seed<s>/                  dos probe of a random frozen encoder (claims)
 #   transfer/<target>/<finetune run>/seed<s>/metrics.json         dos evaluate of a finetune run on <target> (Table 4)
+#   detect/<arch>/<data>/<subset>/<pdata>/<variant>/seed<s>/      dos detect (CenterPoint) from that encoder (Table 2)
+#   detect/<arch>/<data>/<subset>/scratch/seed<s>/                dos detect from scratch
 # <data>/<pdata>: keys of scales.<scale>.datasets; <subset>: full, scenes_<p>pct, points_<n>, shots_<k> (files of
 # `dos data subsets`). A run is shared by every table that names it: the default DOS pretraining on nuScenes feeds
 # Tables 1, 3, 4, 5, 6, 10, 11, 12; the one on ScanNet feeds Tables 1, 7, 8, 9, 10, 11.
@@ -27,6 +29,8 @@ RUNS = {
     "finetune_scratch": "runs/{scale}/finetune/{arch}/{data}/{subset}/scratch/seed{seed}/metrics.json",
     "probe_random": "runs/{scale}/probe/{arch}/{data}/{subset}/random/seed{seed}/metrics.json",
     "transfer": "runs/{scale}/transfer/{target}/{run}/seed{seed}/metrics.json",
+    "detect": "runs/{scale}/detect/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}/metrics.json",
+    "detect_scratch": "runs/{scale}/detect/{arch}/{data}/{subset}/scratch/seed{seed}/metrics.json",
 }
 RUN_WILDCARDS = {  # the rules' own wildcard constraints, on top of common.smk's WILDCARDS
     "pretrain": {"variant": "|".join(re.escape(name) for name in config["variants"])},
@@ -76,7 +80,7 @@ def distill_job(w):
         f"train.num_threads={threads_per_process('distill', w.scale)}"]
 
 
-def _segmentation_job(command, w, pretrained):
+def _downstream_job(command, w, pretrained):
     domain = _domain(w.data, w.scale)
     return command, CONFIGS[command].format(domain=domain), [
         *scale_overrides(command, domain, w.scale), *data_overrides(w.data, w.scale),
@@ -101,19 +105,27 @@ def _transferred(w):
 
 
 def probe_job(w):
-    return _segmentation_job("probe", w, _run_dir(_encoder(w)))
+    return _downstream_job("probe", w, _run_dir(_encoder(w)))
 
 
 def finetune_job(w):
-    return _segmentation_job("finetune", w, _run_dir(_encoder(w)))
+    return _downstream_job("finetune", w, _run_dir(_encoder(w)))
 
 
 def finetune_scratch_job(w):
-    return _segmentation_job("finetune", w, "null")
+    return _downstream_job("finetune", w, "null")
 
 
 def probe_random_job(w):
-    return _segmentation_job("probe", w, "null")
+    return _downstream_job("probe", w, "null")
+
+
+def detect_job(w):
+    return _downstream_job("detect", w, _run_dir(_encoder(w)))
+
+
+def detect_scratch_job(w):
+    return _downstream_job("detect", w, "null")
 
 
 def transfer_job(w):
@@ -123,7 +135,8 @@ def transfer_job(w):
 
 
 JOBS = {"pretrain": pretrain_job, "distill": distill_job, "probe": probe_job, "finetune": finetune_job,
-        "finetune_scratch": finetune_scratch_job, "probe_random": probe_random_job, "transfer": transfer_job}
+        "finetune_scratch": finetune_scratch_job, "probe_random": probe_random_job, "transfer": transfer_job,
+        "detect": detect_job, "detect_scratch": detect_scratch_job}
 
 
 def _job_config(job):
@@ -134,8 +147,8 @@ def _job_sets(job):
     return lambda w: sets(job(w)[2])
 
 
-# The shell line of every `dos probe|finetune` rule (probe, finetune, finetune_scratch).
-SEGMENTATION_SHELL = "{params.launch} {params.command} {params.config} --out $(dirname {output}) --restart-if-changed {params.sets} > {log} 2>&1"
+# The shell line of every rule downstream of a pretraining: probe, finetune, detect and their random / scratch starts.
+DOWNSTREAM_SHELL = "{params.launch} {params.command} {params.config} --out $(dirname {output}) --restart-if-changed {params.sets} > {log} 2>&1"
 
 
 rule label_subsets:
@@ -216,7 +229,7 @@ rule probe:
     resources:
         **_training_resources("probe"),
     shell:
-        SEGMENTATION_SHELL
+        DOWNSTREAM_SHELL
 
 
 rule finetune:
@@ -237,7 +250,7 @@ rule finetune:
     resources:
         **_training_resources("finetune"),
     shell:
-        SEGMENTATION_SHELL
+        DOWNSTREAM_SHELL
 
 
 rule finetune_scratch:
@@ -257,7 +270,7 @@ rule finetune_scratch:
     resources:
         **_training_resources("finetune"),
     shell:
-        SEGMENTATION_SHELL
+        DOWNSTREAM_SHELL
 
 
 rule probe_random:
@@ -278,7 +291,7 @@ rule probe_random:
     resources:
         **_training_resources("probe"),
     shell:
-        SEGMENTATION_SHELL
+        DOWNSTREAM_SHELL
 
 
 rule transfer:
@@ -298,3 +311,44 @@ rule transfer:
         **_training_resources("evaluate"),
     shell:
         "dos evaluate $(dirname {input}) {params.sets} --out {output} > {log} 2>&1"
+
+
+rule detect:
+    input:
+        lambda w: data_inputs(w.scale),
+        lambda w: subset_inputs(w.data, w.subset, w.scale),
+        encoder=_encoder,
+    output:
+        RUNS["detect"],
+    log:
+        "logs/{scale}/detect/{arch}/{data}/{subset}/{pdata}/{variant}/seed{seed}.log",
+    params:
+        command="detect",
+        launch=lambda w: launcher("detect", w.scale),
+        config=_job_config(detect_job),
+        sets=_job_sets(detect_job),
+    threads: lambda w: resource("detect", "threads", w.scale)
+    resources:
+        **_training_resources("detect"),
+    shell:
+        DOWNSTREAM_SHELL
+
+
+rule detect_scratch:
+    input:
+        lambda w: data_inputs(w.scale),
+        lambda w: subset_inputs(w.data, w.subset, w.scale),
+    output:
+        RUNS["detect_scratch"],
+    log:
+        "logs/{scale}/detect/{arch}/{data}/{subset}/scratch/seed{seed}.log",
+    params:
+        command="detect",
+        launch=lambda w: launcher("detect", w.scale),
+        config=_job_config(detect_scratch_job),
+        sets=_job_sets(detect_scratch_job),
+    threads: lambda w: resource("detect", "threads", w.scale)
+    resources:
+        **_training_resources("detect"),
+    shell:
+        DOWNSTREAM_SHELL
