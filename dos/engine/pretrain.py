@@ -3,8 +3,8 @@ Table 12's SPUNet self-distillation with `model.backbone=spunet`: same recipe; l
 and SPUNet's BatchNorm running statistics are copied into the EMA teacher at every update).
 
 Writes into RUN: config.yaml (resolved), provenance.json, history.csv, tensorboard/, checkpoint.pt (resumable,
-every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights) and
-summary.json. encoder.pt appears only when training is complete: it is what downstream commands read.
+every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights, and
+under "teacher_head" the teacher's projection head and prototypes) and summary.json. encoder.pt appears only when training is complete: it is what downstream commands read.
 """
 
 from __future__ import annotations
@@ -100,6 +100,17 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
     return DOSPretrainer(encoder, config.distill, config.objective)
 
 
+def teacher_head(model, config: PretrainRunConfig) -> dict:
+    """The EMA teacher's projection head and prototypes, with what rebuilds them and turns their cosines into
+    logits (the objective and the final teacher temperature): `dos visualize prototypes` reads them back."""
+    return {"head": model.teacher["head"].state_dict(), "prototypes": model.teacher["prototypes"].state_dict(),
+            "head_config": {"in_channels": model.student["encoder"].out_channels,
+                            "hidden_channels": config.distill.head_hidden, "out_channels": config.distill.head_dim,
+                            "num_prototypes": config.distill.num_prototypes,
+                            "supervision_stage": config.model.supervision_stage},
+            "objective": dataclasses.asdict(config.objective), "teacher_temp": config.teacher.temp_end}
+
+
 def run(args: argparse.Namespace) -> int:
     from dos.engine import distributed
     from dos.engine.common import budget_record, input_channels, input_hashes, open_dataset, start_run, to_device
@@ -171,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if distributed.is_main() and not start.finished(result, ["encoder.pt"]):
         encoders = {which: getattr(model, which)["encoder"].backbone.state_dict() for which in ("student", "teacher")}
         save_torch(out / "encoder.pt", {**encoders, "model_config": dataclasses.asdict(config.model),
-                                        "in_channels": in_channels})
+                                        "in_channels": in_channels, "teacher_head": teacher_head(model, config)})
         start.write_summary(result, ["encoder.pt"])
     distributed.shutdown()
     return 0
