@@ -141,7 +141,7 @@ def bar_chart(frame: "pd.DataFrame", out: str | Path, block: str | None = None, 
         ax.set_ylabel(_label(metric))
         ax.set_title(title or f"{_label(metric)[:-4]} per dataset" + (f" ({block})" if block else ""))
         _legend(fig)
-        _footer(fig, _note(picked))
+        footer(fig, _note(picked))
         return save_figure(fig, out)
 
 
@@ -178,7 +178,7 @@ def claims_chart(frame: "pd.DataFrame", out: str | Path, scale: str) -> Path:
         handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
         if handles:
             ax.legend(list(handles.values()), list(handles), fontsize=6, loc="best")
-        _footer(fig, scale_note(scale))
+        footer(fig, scale_note(scale))
         return save_figure(fig, out)
 
 
@@ -191,7 +191,7 @@ def _legend(fig: "Figure") -> None:
     fig.legend(list(entries.values()), list(entries), fontsize=6, frameon=False, loc="outside right upper")
 
 
-def _footer(fig: "Figure", note: str) -> None:
+def footer(fig: "Figure", note: str) -> None:
     """The scale note under the axes (smoke/mini), wrapped to the figure's width."""
     if note:
         import textwrap
@@ -261,7 +261,7 @@ def sweep_curve(frame: "pd.DataFrame", out: str | Path, x: str = "column", serie
         if title and any(blocks):
             fig.suptitle(title)
         _legend(fig)
-        _footer(fig, _note(picked))
+        footer(fig, _note(picked))
         return save_figure(fig, out)
 
 
