@@ -119,7 +119,7 @@ def scene_figure(xyz: np.ndarray, panels: Sequence[Panel], out: str | os.PathLik
     from dos.report.figures import RC, footer, new_figure, save_figure
 
     legend_rows = max((len(p.legend) + p.legend_columns - 1) // p.legend_columns for p in panels) if panels else 0
-    height = sum(view_heights(np.asarray(xyz), views)) + 0.6 + 0.12 * legend_rows + \
+    height = sum(view_heights(np.asarray(xyz), views)) + 0.6 + 0.15 * legend_rows + \
         (0.5 if any(p.colorbar for p in panels) else 0.0)
     with matplotlib.rc_context(RC):
         fig = new_figure(PANEL_WIDTH * len(panels) + 0.4, height)
@@ -136,5 +136,5 @@ def class_panel(labels: np.ndarray, names: Sequence[str], title: str = "ground t
     from dos.report.visualize.colors import class_legend
 
     labels = np.asarray(labels)
-    return Panel(title, class_colors(labels.copy()),
+    return Panel(title, class_colors(labels.copy()), legend_columns=3,
                  legend=class_legend(labels if legend_labels is None else np.asarray(legend_labels), names))
