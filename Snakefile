@@ -28,6 +28,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/experiments.smk"
+include: "workflow/rules/visualize.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/checks.smk"
 

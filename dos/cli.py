@@ -39,6 +39,11 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("report", "claims"), "dos.report.claims", "decide each of the paper's claims: paired differences over seeds with 95% confidence intervals and verdicts"),
     (("report", "figure"), "dos.report.figures", "draw the paper's comparison figures and sweep curves from table CSVs"),
     (("report", "document"), "dos.report.document", "write the report (Markdown) that shows every table and figure"),
+    (("visualize", "pca"), "dos.report.visualize.pca", "PCA colours (RGB) of a frozen encoder's full-resolution features on one scene"),
+    (("visualize", "prototypes"), "dos.report.visualize.prototypes", "prototype activation maps (teacher softmaps, argmax prototype) of a pretraining run on one scene"),
+    (("visualize", "predictions"), "dos.report.visualize.predictions", "a probe / finetune run's predictions against the ground truth on one scene, errors highlighted"),
+    (("visualize", "figure4"), "dos.report.visualize.figure4", "the paper's Figure 4: Zipf class frequencies and alpha 1.3 vs alpha 0 prototype maps"),
+    (("visualize", "figure5"), "dos.report.visualize.figure5", "the paper's Figure 5: ground truth and zero-shot predictions on an unseen-domain scene"),
 ]
 
 

@@ -30,35 +30,55 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "on another dataset with the same classes (zero-shot transfer; repeatable)")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-
+def check_run(run_dir: Path) -> None:
+    """A finished probe / finetune run has its config.yaml and model.pt: else a DosError naming the missing file."""
     from dos.errors import DosError
-    from dos.config.schema import load_config
-    from dos.data.errors import DatasetError
-    from dos.engine.common import setup_torch
-    from dos.engine.run_folder import IDENTITY_FILE, RUN_FILES, verified_output
-    from dos.engine.segmentation import SegmentationRunConfig, build_model, evaluate_model, open_split
-    from dos.utils.io import load_torch, write_json
 
-    run_dir = Path(args.run)
     for name in ("config.yaml", "model.pt"):
         if not (run_dir / name).is_file():
             raise DosError(f"{run_dir / name}: missing; is {run_dir} a finished dos probe / finetune run?")
-    out = Path(args.out) if args.out else None
-    if out is not None and (out.is_dir() or (out.name in RUN_FILES and (out.parent / IDENTITY_FILE).is_file())):
-        raise DosError(f"--out {out}: " + ("is a folder; give a JSON file path" if out.is_dir() else
-                                           "would overwrite a record of the run in that folder; give another name"))
+
+
+def load_trained_run(run_dir: Path, overrides: list[str] = ()):
+    """(config as trained, config with `overrides`, the trained SegmentationModel in eval mode, model.pt's record)
+    of a finished probe / finetune run; its model.pt is verified against the run's summary. Seeds torch as the
+    run's config says."""
+    from dos.config.schema import load_config
+    from dos.engine.common import setup_torch
+    from dos.engine.run_folder import verified_output
+    from dos.engine.segmentation import SegmentationRunConfig, build_model
+    from dos.utils.io import load_torch
+
+    check_run(run_dir)
     verified_output(run_dir / "model.pt")
     trained = load_config(SegmentationRunConfig, run_dir / "config.yaml")
-    config = load_config(SegmentationRunConfig, run_dir / "config.yaml", args.overrides)
-    config = dataclasses.replace(config, eval=dataclasses.replace(
-        config.eval, fragments=args.fragments or config.eval.fragments, tta=args.tta or config.eval.tta))
-    device = setup_torch(config.seed, config.train.num_threads)
+    config = load_config(SegmentationRunConfig, run_dir / "config.yaml", list(overrides))
+    setup_torch(config.seed, config.train.num_threads)
     saved = load_torch(run_dir / "model.pt", "trained model")
     config = dataclasses.replace(config, head=dataclasses.replace(config.head, pretrained=None))
     model = build_model(config, saved["mode"], saved["in_channels"], saved["num_classes"])
     model.load_state_dict(saved["state_dict"])
+    return trained, config, model.eval(), saved
+
+
+def run(args: argparse.Namespace) -> int:
+    from dos.errors import DosError
+    from dos.data.errors import DatasetError
+    from dos.engine.common import setup_torch
+    from dos.engine.run_folder import IDENTITY_FILE, RUN_FILES
+    from dos.engine.segmentation import evaluate_model, open_split
+    from dos.utils.io import write_json
+
+    run_dir = Path(args.run)
+    check_run(run_dir)
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or (out.name in RUN_FILES and (out.parent / IDENTITY_FILE).is_file())):
+        raise DosError(f"--out {out}: " + ("is a folder; give a JSON file path" if out.is_dir() else
+                                           "would overwrite a record of the run in that folder; give another name"))
+    trained, config, model, saved = load_trained_run(run_dir, args.overrides)
+    config = dataclasses.replace(config, eval=dataclasses.replace(
+        config.eval, fragments=args.fragments or config.eval.fragments, tta=args.tta or config.eval.tta))
+    device = setup_torch(config.seed, config.train.num_threads)
     split = args.split or config.data.val_split
     dataset = open_split(config, split, labelled_subset=False)
     if dataset.num_classes != saved["num_classes"]:

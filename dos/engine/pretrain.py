@@ -3,13 +3,14 @@ Table 12's SPUNet self-distillation with `model.backbone=spunet`: same recipe; l
 and SPUNet's BatchNorm running statistics are copied into the EMA teacher at every update).
 
 Writes into RUN: config.yaml (resolved), provenance.json, history.csv, tensorboard/, checkpoint.pt (resumable,
-every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights) and
-summary.json. encoder.pt appears only when training is complete: it is what downstream commands read.
+every `train.checkpoint_every` steps), and at the end encoder.pt (student and EMA-teacher backbone weights, and
+under "teacher_head" the teacher's projection head and prototypes) and summary.json. encoder.pt appears only when training is complete: it is what downstream commands read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -76,6 +77,17 @@ def build_pretrainer(config: PretrainRunConfig, in_channels: int):
     return DOSPretrainer(encoder, config.distill, config.objective)
 
 
+def teacher_head(model, config: PretrainRunConfig) -> dict:
+    """The EMA teacher's projection head and prototypes, with what rebuilds them and turns their cosines into
+    logits (the objective and the final teacher temperature): `dos visualize prototypes` reads them back."""
+    return {"head": model.teacher["head"].state_dict(), "prototypes": model.teacher["prototypes"].state_dict(),
+            "head_config": {"in_channels": model.student["encoder"].out_channels,
+                            "hidden_channels": config.distill.head_hidden, "out_channels": config.distill.head_dim,
+                            "num_prototypes": config.distill.num_prototypes,
+                            "supervision_stage": config.model.supervision_stage},
+            "objective": dataclasses.asdict(config.objective), "teacher_temp": config.teacher.temp_end}
+
+
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
@@ -128,5 +140,5 @@ def run(args: argparse.Namespace) -> int:
     result = run.loop(model, optimizer, step_fn, monitor=check_collapse)
     run.export(result, ["encoder.pt"], lambda: export_encoder(
         run.out / "encoder.pt", model.backbone("student"), model.backbone("teacher"), config.model,
-        run.in_channels))
+        run.in_channels, teacher_head=teacher_head(model, config)))
     return 0

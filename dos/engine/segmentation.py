@@ -150,14 +150,12 @@ def _cached_features(model: SegmentationModel, dataset, config: SegmentationRunC
     return cache
 
 
-def evaluate_model(model: SegmentationModel, dataset, config: SegmentationRunConfig,
-                   device: torch.device) -> dict:
-    """Whole-split metrics with the evaluation protocol of `config.eval`."""
+def scene_probabilities(model: SegmentationModel, sample: dict, config: SegmentationRunConfig,
+                        device: torch.device) -> torch.Tensor:
+    """Summed class probabilities [N, num_classes] of every point of one scene, with the evaluation protocol of
+    `config.eval` (what `evaluate_model` scores, and what `dos visualize predictions` draws)."""
     from dos.engine.inference import IDENTITY, default_tta, predict_points
-    from dos.engine.metrics import ConfusionMatrix
 
-    model.eval()
-    confusion = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
     augmentations = default_tta() if config.eval.tta else (IDENTITY,)
 
     def predict_fn(coord, feat, grid_coord, offset):
@@ -165,15 +163,25 @@ def evaluate_model(model: SegmentationModel, dataset, config: SegmentationRunCon
         return model(coord.to(device), inputs.to(device), grid_coord.to(device), offset.to(device)).float().cpu()
 
     with torch.no_grad():
-        for i in range(len(dataset)):
-            sample = dataset[i]
-            if "segment" not in sample:
-                raise ValueError(f"{dataset.scan_ids[i]}: no labels in the evaluation split")
-            probs = predict_points(predict_fn, sample["coord"], sample["feat"], config.head.grid_size,
-                                   num_classes=dataset.num_classes, fragments=config.eval.fragments,
-                                   augmentations=augmentations,
-                                   max_points_per_call=config.eval.max_points_per_call or None)
-            confusion.update(probs.argmax(1), sample["segment"])
+        return predict_points(predict_fn, sample["coord"], sample["feat"], config.head.grid_size,
+                              num_classes=model.classifier.out_features, fragments=config.eval.fragments,
+                              augmentations=augmentations,
+                              max_points_per_call=config.eval.max_points_per_call or None)
+
+
+def evaluate_model(model: SegmentationModel, dataset, config: SegmentationRunConfig,
+                   device: torch.device) -> dict:
+    """Whole-split metrics with the evaluation protocol of `config.eval`."""
+    from dos.engine.metrics import ConfusionMatrix
+
+    model.eval()
+    confusion = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        if "segment" not in sample:
+            raise ValueError(f"{dataset.scan_ids[i]}: no labels in the evaluation split")
+        probs = scene_probabilities(model, sample, config, device)
+        confusion.update(probs.argmax(1), sample["segment"])
     confusion.all_reduce()
     metrics = confusion.compute(dataset.class_names, dataset.groups or None)
     metrics["num_scenes"] = len(dataset)

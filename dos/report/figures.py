@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-_RC = {"svg.hashsalt": "dos-report", "font.size": 8, "figure.dpi": 110, "axes.spines.top": False,
+RC = {"svg.hashsalt": "dos-report", "font.size": 8, "figure.dpi": 110, "axes.spines.top": False,
        "axes.spines.right": False}
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
@@ -61,7 +61,8 @@ def _note(frame: "pd.DataFrame") -> str:
     return " ".join(scale_note(scale) for scale in scales if scale_note(scale))
 
 
-def _save(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: "Figure", path: str | Path) -> Path:
+    """Write a .png or .svg atomically, without the metadata (software, date) that would change its bytes."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
@@ -75,7 +76,8 @@ def _save(fig: "Figure", path: str | Path) -> Path:
     return path
 
 
-def _figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> "Figure":
+    """A constrained-layout figure on its own Agg canvas (no pyplot: no global state, no GUI backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -109,8 +111,8 @@ def bar_chart(frame: "pd.DataFrame", out: str | Path, block: str | None = None, 
     methods, datasets = _unique(picked["method"]), _unique(picked["column"])
     cell = {(m, d): r for m, d, r in zip(picked["method"], picked["column"], picked.itertuples())}
 
-    with matplotlib.rc_context(_RC):
-        fig = _figure(max(4.0, 1.5 + len(datasets) * max(0.9, 0.45 * len(methods))), 3.6)
+    with matplotlib.rc_context(RC):
+        fig = new_figure(max(4.0, 1.5 + len(datasets) * max(0.9, 0.45 * len(methods))), 3.6)
         ax = fig.add_subplot()
         width = 0.8 / (2 * len(methods))
         labelled: set[str] = set()
@@ -139,8 +141,8 @@ def bar_chart(frame: "pd.DataFrame", out: str | Path, block: str | None = None, 
         ax.set_ylabel(_label(metric))
         ax.set_title(title or f"{_label(metric)[:-4]} per dataset" + (f" ({block})" if block else ""))
         _legend(fig)
-        _footer(fig, _note(picked))
-        return _save(fig, out)
+        footer(fig, _note(picked))
+        return save_figure(fig, out)
 
 
 _VERDICT_COLORS = {"reproduced": "#2ca02c", "inconclusive": "#7f7f7f", "contradicted": "#d62728",
@@ -155,8 +157,8 @@ def claims_chart(frame: "pd.DataFrame", out: str | Path, scale: str) -> Path:
 
     shown = frame[frame["verdict"].isin(list(_VERDICT_COLORS)) & frame["diff"].notna()].reset_index(drop=True)
     skipped = len(frame) - len(shown)
-    with matplotlib.rc_context(_RC):
-        fig = _figure(6.4, 1.2 + 0.28 * max(1, len(shown)))
+    with matplotlib.rc_context(RC):
+        fig = new_figure(6.4, 1.2 + 0.28 * max(1, len(shown)))
         ax = fig.add_subplot()
         for i, r in enumerate(shown.itertuples()):
             y = len(shown) - 1 - i
@@ -176,8 +178,8 @@ def claims_chart(frame: "pd.DataFrame", out: str | Path, scale: str) -> Path:
         handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
         if handles:
             ax.legend(list(handles.values()), list(handles), fontsize=6, loc="best")
-        _footer(fig, scale_note(scale))
-        return _save(fig, out)
+        footer(fig, scale_note(scale))
+        return save_figure(fig, out)
 
 
 def _legend(fig: "Figure") -> None:
@@ -189,7 +191,7 @@ def _legend(fig: "Figure") -> None:
     fig.legend(list(entries.values()), list(entries), fontsize=6, frameon=False, loc="outside right upper")
 
 
-def _footer(fig: "Figure", note: str) -> None:
+def footer(fig: "Figure", note: str) -> None:
     """The scale note under the axes (smoke/mini), wrapped to the figure's width."""
     if note:
         import textwrap
@@ -228,8 +230,8 @@ def sweep_curve(frame: "pd.DataFrame", out: str | Path, x: str = "column", serie
     names = list(series) if series else _unique(picked[other])
     blocks = _unique(picked["block"])
 
-    with matplotlib.rc_context(_RC):
-        fig = _figure(3.2 * len(blocks) + 1.8, 3.2)
+    with matplotlib.rc_context(RC):
+        fig = new_figure(3.2 * len(blocks) + 1.8, 3.2)
         for b, name_of_block in enumerate(blocks):
             ax = fig.add_subplot(1, len(blocks), b + 1)
             panel = picked[picked["block"] == name_of_block]
@@ -259,8 +261,8 @@ def sweep_curve(frame: "pd.DataFrame", out: str | Path, x: str = "column", serie
         if title and any(blocks):
             fig.suptitle(title)
         _legend(fig)
-        _footer(fig, _note(picked))
-        return _save(fig, out)
+        footer(fig, _note(picked))
+        return save_figure(fig, out)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

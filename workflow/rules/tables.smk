@@ -76,7 +76,8 @@ rule claims:
 def _report_inputs(tables, scale):
     return [*[f"results/{scale}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
             *[f"results/{scale}/claims.{ext}" for ext in ("csv", "md")], f"reports/{scale}/figures/claims.png",
-            *[figure_path(name, scale) for name in figures_for(tables)], *synthetic_outputs(scale)[1:]]
+            *[figure_path(name, scale) for name in figures_for(tables)], *synthetic_outputs(scale)[1:],
+            *[figure_path(name, scale) for name in visuals_for(tables)]]
 
 
 rule report:
