@@ -96,10 +96,11 @@ def format_text(summary: dict) -> str:
                 lines.append(f"  {name:<{width}}  {count:>12}")
             lines.append(f"  {'(ignored)':<{width}}  {entry['ignored']:>12}")
         if "boxes" in entry:
-            lines.append(f"  3D boxes: {sum(entry['boxes'].values())} ({entry['empty_boxes']} with no LiDAR point)")
+            lines.append(f"[{split}] 3D boxes: {sum(entry['boxes'].values())}  ({entry['empty_boxes']} hold no LiDAR "
+                         f"point)")
             width = max(len(name) for name in entry["boxes"])
             for name, count in entry["boxes"].items():
-                lines.append(f"  {name:<{width}}  {count:>12}")
+                lines.append(f"  box {name:<{width}}  {count:>12}")
     return "\n".join(lines)
 
 
