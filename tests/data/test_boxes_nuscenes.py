@@ -40,7 +40,8 @@ def test_real_info_boxes_are_physically_plausible(real_fixtures):
     # a "bicycle" of 4.25 m. From the 11th on the labels are the annotations'.
     real = boxes.select(np.arange(10, len(boxes)))
     names = np.array(real.names())
-    cars, people, cones = real.size[names == "car"], real.size[names == "pedestrian"], real.size[names == "traffic_cone"]
+    cars, people = real.size[names == "car"], real.size[names == "pedestrian"]
+    cones = real.size[names == "traffic_cone"]
     assert len(cars) == 19 and len(people) == 5 and len(cones) == 3
     np.testing.assert_allclose(np.median(cars, axis=0), (1.9, 4.5, 1.6), atol=0.3)
     np.testing.assert_allclose(np.median(people, axis=0), (0.7, 0.7, 1.7), atol=0.2)
@@ -88,7 +89,8 @@ def write_tables(root: Path, **override) -> Path:
         "calibrated_sensor": [{"token": "cs", "translation": [1.0, 0.0, 2.0], "rotation": _quat(0)}],
         "category": [{"token": "c-car", "name": "vehicle.car"}, {"token": "c-ped", "name": "human.pedestrian.adult"},
                      {"token": "c-animal", "name": "animal"}],
-        "attribute": [{"token": "moving", "name": "vehicle.moving"}, {"token": "standing", "name": "pedestrian.standing"}],
+        "attribute": [{"token": "moving", "name": "vehicle.moving"},
+                      {"token": "standing", "name": "pedestrian.standing"}],
         "instance": [{"token": "i0", "category_token": "c-car"}, {"token": "i1", "category_token": "c-ped"},
                      {"token": "i2", "category_token": "c-animal"}],
         "sample_annotation": [

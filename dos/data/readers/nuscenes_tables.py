@@ -154,7 +154,8 @@ class TableBoxes:
         to_sensor = np.linalg.inv(pose)
         keep, labels = [], []
         for row in self.by_sample.get(sample_token, []):
-            instance = self._record(self.instances, row["instance_token"], "instance", f"sample_annotation {row['token']}")
+            instance = self._record(self.instances, row["instance_token"], "instance",
+                                    f"sample_annotation {row['token']}")
             category = self._record(self.categories, instance["category_token"], "category",
                                     f"instance {instance['token']}")["name"]
             if category in self.classes:
