@@ -75,3 +75,36 @@ def quaternion_to_yaw(q: np.ndarray) -> np.ndarray:
     w, x, y, z = q.T
     # first column of the rotation matrix: (1 - 2(y^2 + z^2), 2(xy + wz), 2(xz - wy))
     return np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
+
+
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Angles in radians wrapped into [-pi, pi)."""
+    return (np.asarray(angle, dtype=np.float64) + np.pi) % (2 * np.pi) - np.pi
+
+
+def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    """[..., 4] quaternions (w, x, y, z), normalised here -> [..., 3, 3] rotation matrices."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def to_box_frame(points: np.ndarray, boxes: Boxes) -> np.ndarray:
+    """[N, 3] points -> [M, N, 3] their coordinates in each box's frame (x along the length, y along the
+    width, z up, origin at the centre)."""
+    d = np.asarray(points, dtype=np.float64)[None, :, :3] - boxes.center[:, None]
+    c, s = np.cos(boxes.yaw)[:, None], np.sin(boxes.yaw)[:, None]
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1], d[..., 2]], axis=-1)
+
+
+def points_in_boxes(points: np.ndarray, boxes: Boxes, margin: float = 0.0) -> np.ndarray:
+    """[M, N] bool: point n lies inside box m grown by `margin` metres on every side (the devkit's
+    `points_in_box` for margin 0)."""
+    local = np.abs(to_box_frame(points, boxes))
+    half = boxes.size[:, None, [1, 0, 2]] / 2 + margin  # (length, width, height) along the box's x, y, z
+    return (local <= half).all(axis=-1)

@@ -9,6 +9,8 @@ Sample contract (what `SceneDataset[i]` returns, before any `transform`):
                                   label and every other point is -1.
     name     str                  the scan id (what `scenes=` lists and subset files hold)
     index    int                  the sample's position in the dataset
+    boxes    dos.data.boxes.Boxes the scan's 3D boxes in the frame of `coord`; only when the reader has them
+    ego_pose FloatTensor [4, 4]   the scan's frame -> the dataset's world frame; only when the reader has it
 
 `collate_points` concatenates samples into one Pointcept-style offset batch:
 
@@ -134,6 +136,10 @@ class SceneDataset(torch.utils.data.Dataset):
         sample = {"coord": torch.from_numpy(np.ascontiguousarray(scan.coord, dtype=np.float32)),
                   "feat": torch.from_numpy(np.ascontiguousarray(scan.feat, dtype=np.float32)),
                   "name": scan_id, "index": index}
+        if "boxes" in scan.extra:
+            sample["boxes"] = scan.extra["boxes"]
+        if "ego_pose" in scan.extra:
+            sample["ego_pose"] = torch.from_numpy(np.asarray(scan.extra["ego_pose"], dtype=np.float32))
         if scan.segment is not None:
             segment = np.asarray(scan.segment, dtype=np.int64)
             if self.annotations is not None:

@@ -1,5 +1,7 @@
 """`dos data summary`: read every scan of a dataset and report, per split, the number of scans and
-points and the per-class point counts under the training label map.
+points and the per-class point counts under the training label map; for a dataset with 3D boxes
+(`Scan.extra["boxes"]`), the number of boxes per detection class and how many of them hold no LiDAR point
+(num_points 0: fully occluded, dropped by nuScenes' evaluation).
 
 Reading every file is the point: it is the check that a dataset on disk is complete and well formed
 before a long job starts. Any bad file stops the command with the reader's message (exit status 2).
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dos.data.boxes import DETECTION_CLASSES
 from dos.data.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -41,12 +44,15 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def summarize(reader: Reader) -> dict:
-    """{label_spec, num_classes, splits: {split: {scans, points, labelled[, ignored, classes: {name: count}]}}}."""
+    """{label_spec, num_classes, splits: {split: {scans, points, labelled[, ignored, classes: {name: count}]
+    [, boxes: {detection class: count}, empty_boxes: count]}}}; boxes only when some scan of the split has them."""
     spec = reader.label_spec
     splits = {}
     for split in reader.splits():
         counts = np.zeros(spec.num_classes, dtype=np.int64)
-        scans = points = ignored = 0
+        box_counts = np.zeros(len(DETECTION_CLASSES), dtype=np.int64)
+        scans = points = ignored = empty_boxes = 0
+        has_boxes = False
         labelled = None
         for scan_id in reader.scan_ids(split):
             scan = reader.load(split, scan_id)
@@ -57,6 +63,11 @@ def summarize(reader: Reader) -> dict:
                 raise DatasetError(f"{reader.root}: split {split!r} mixes labelled and unlabelled scans "
                                    f"(scan {scan_id})")
             labelled = has_labels
+            if "boxes" in scan.extra:
+                boxes = scan.extra["boxes"]
+                has_boxes = True
+                box_counts += np.bincount(boxes.label, minlength=len(DETECTION_CLASSES))
+                empty_boxes += int((boxes.num_points == 0).sum())
             if has_labels:
                 valid = scan.segment[scan.segment != spec.ignore_index]
                 counts += np.bincount(valid, minlength=spec.num_classes)
@@ -67,6 +78,9 @@ def summarize(reader: Reader) -> dict:
         if labelled:
             entry["ignored"] = ignored
             entry["classes"] = {name: int(n) for name, n in zip(spec.names, counts)}
+        if has_boxes:
+            entry["boxes"] = {name: int(n) for name, n in zip(DETECTION_CLASSES, box_counts)}
+            entry["empty_boxes"] = empty_boxes
         splits[split] = entry
     return {"label_spec": spec.name, "num_classes": spec.num_classes, "splits": splits}
 
@@ -81,6 +95,12 @@ def format_text(summary: dict) -> str:
             for name, count in entry["classes"].items():
                 lines.append(f"  {name:<{width}}  {count:>12}")
             lines.append(f"  {'(ignored)':<{width}}  {entry['ignored']:>12}")
+        if "boxes" in entry:
+            lines.append(f"[{split}] 3D boxes: {sum(entry['boxes'].values())}  ({entry['empty_boxes']} hold no LiDAR "
+                         f"point)")
+            width = max(len(name) for name in entry["boxes"])
+            for name, count in entry["boxes"].items():
+                lines.append(f"  box {name:<{width}}  {count:>12}")
     return "\n".join(lines)
 
 

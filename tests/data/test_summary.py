@@ -56,3 +56,19 @@ def test_bad_input_exits_non_zero_naming_the_file(tmp_path):
 
     result = dos("data", "summary", "--format", "semantickitti", str(tmp_path), "--option", "classes=200")
     assert result.returncode == 2 and "bad reader options ['classes']" in result.stderr
+
+
+def test_box_counts_per_class(smoke_benchmark):
+    from dos.data.readers import open_reader
+    from dos.data.summary import format_text, summarize
+
+    reader = open_reader("synthetic-lidar", smoke_benchmark / "synthetic-nuscenes")
+    summary = summarize(reader)
+    for split, entry in summary["splits"].items():
+        boxes = [reader.load(split, scan_id).extra["boxes"] for scan_id in reader.scan_ids(split)]
+        assert sum(entry["boxes"].values()) == sum(len(b) for b in boxes)
+        assert entry["boxes"]["car"] == sum(b.names().count("car") for b in boxes) > 0
+        assert entry["empty_boxes"] == sum(int((b.num_points == 0).sum()) for b in boxes)
+    text = format_text(summary)
+    assert f"[train] 3D boxes: {sum(summary['splits']['train']['boxes'].values())}" in text
+    assert "  box car" in text

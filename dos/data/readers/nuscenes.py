@@ -18,11 +18,15 @@ The list of scans comes from one of two sources:
   a version without official lists and no split file gives one split, "all". The tables are labelled
   when lidarseg.json exists; a lidarseg category.json, when present, must number its classes as the
   label spec does (the .bin files store that `index`).
+
+3D boxes (`Scan.extra["boxes"]`, a dos.data.boxes.Boxes in the LIDAR_TOP frame, detection classes only) come
+from the info entries' `instances` (readers/mmdet3d.py; their convention is the `box_convention` option) or
+from sample_annotation.json and the tables it refers to (readers/nuscenes_tables.py). `extra["ego_pose"]` is
+the 4x4 transform from the LIDAR_TOP frame to the global frame.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,9 @@ from dos.data.labels import load_label_spec
 from dos.data.readers import check_split
 from dos.data.readers.files import (check_coord, check_count, has_file, read_records, read_text, require_dir,
                                     sorted_names)
-from dos.data.readers.mmdet3d import entry_text, find_info_files, info_split_name, read_info
+from dos.data.readers.mmdet3d import (entry_text, find_info_files, info_boxes, info_classes, info_pose,
+                                     info_split_name, read_info)
+from dos.data.readers.nuscenes_tables import TableBoxes, read_table
 from dos.data.scan import Scan
 from dos.data.splits import load_split_lists, split_of
 
@@ -44,17 +50,23 @@ INTENSITY_SCALE = 255.0
 
 class NuScenesReader:
     def __init__(self, root: str | Path, info: str | Path | list | None = None, version: str | None = None,
-                 split_file: str | Path | None = None):
+                 split_file: str | Path | None = None, box_convention: str = "mmdet3d"):
         self.root = require_dir(Path(root), "dataset root")
         self.label_spec = load_label_spec("nuscenes")
+        self.box_convention = box_convention
         # split -> scan id -> (points path, label path or None)
         self._scans: dict[str, dict[str, tuple[Path, Path | None]]] = {}
+        # where a scan's boxes and pose come from: (split, scan id) -> (info path, position, entry, classes)
+        # for info pickles; sample token -> its LIDAR_TOP key frame's sample_data record for the tables
+        self._entries: dict[tuple[str, str], tuple[Path, int, dict, tuple[str, ...]]] = {}
+        self._key_frames: dict[str, dict] = {}
+        self._table_boxes: TableBoxes | None = None
         if isinstance(info, (str, Path)):
             info = [info]
         info_files = {info_split_name(Path(p)): self.root / p for p in info} if info else find_info_files(self.root)
         if info_files:
             for split, path in info_files.items():
-                self._scans[split] = self._index_info(path, version)
+                self._scans[split] = self._index_info(path, version, split)
         else:
             self._index_tables(version, split_file)
 
@@ -73,8 +85,9 @@ class NuScenesReader:
                 return self.root.joinpath(*path.parts[path.parts.index(anchor):])
         return self.root / path
 
-    def _index_info(self, path: Path, version: str | None) -> dict[str, tuple[Path, Path | None]]:
+    def _index_info(self, path: Path, version: str | None, split: str) -> dict[str, tuple[Path, Path | None]]:
         metainfo, entries = read_info(path)
+        classes = info_classes(metainfo, path)
         version = version or metainfo.get("version", DEFAULT_VERSION)
         if not isinstance(version, str):
             raise DatasetError(f"{path}: metainfo version is a {type(version).__name__}, not a string")
@@ -94,35 +107,13 @@ class NuScenesReader:
                                    f"in a labelled split")
             label = self._resolve(mask, f"lidarseg/{version}") if mask else None
             scans[scan_id] = (self._resolve(lidar, LIDAR_DIR), label)
+            self._entries[split, scan_id] = (path, position, entry, classes)
         if not scans:
             raise DatasetError(f"{path}: info pickle lists no scans")
         return scans
 
     def _table(self, folder: Path, name: str, key: str, fields: tuple[str, ...]) -> dict[str, dict]:
-        """The records of table `name` by their `key` field; each record must have `key` and `fields`, as
-        strings. A key that occurs twice is an error: one record would silently hide the other."""
-        path = folder / f"{name}.json"
-        try:
-            rows = json.loads(read_text(path, f"nuScenes table {name}.json"))
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}: not valid JSON ({error})") from error
-        if not isinstance(rows, list):
-            raise DatasetError(f"{path}: expected a JSON list of records")
-        by_key: dict[str, dict] = {}
-        first: dict[str, int] = {}
-        for position, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}: record {position} is not a JSON object")
-            for field in (key, *fields):
-                if field not in row:
-                    raise DatasetError(f"{path}: record {position} has no {field!r}")
-                if not isinstance(row[field], str):
-                    raise DatasetError(f"{path}: record {position}: {field!r} is not a string")
-            if row[key] in first:
-                raise DatasetError(f"{path}: {key} {row[key]} occurs twice (records {first[row[key]]} and {position})")
-            first[row[key]] = position
-            by_key[row[key]] = row
-        return by_key
+        return read_table(folder, name, key, dict.fromkeys(fields, "text"))
 
     def _index_tables(self, version: str | None, split_file: str | Path | None) -> None:
         if version is None:
@@ -148,6 +139,7 @@ class NuScenesReader:
                 raise DatasetError(f"{tables / 'sample_data.json'}: sample {row['sample_token']} has two LIDAR_TOP "
                                    f"key frames ({key_frame_of[row['sample_token']]} and {row['token']})")
             key_frame_of[row["sample_token"]] = row["token"]
+            self._key_frames[row["sample_token"]] = row
             if labelled and row["token"] not in label_of:
                 raise DatasetError(f"{tables / 'lidarseg.json'}: no label for LIDAR_TOP key frame {row['token']}")
             label = self.root / label_of[row["token"]] if labelled else None
@@ -160,6 +152,8 @@ class NuScenesReader:
             raise DatasetError(f"{tables / 'sample_data.json'}: no LIDAR_TOP key frames")
         if labelled:
             self._check_categories(tables)
+        if TableBoxes.present(tables):
+            self._table_boxes = TableBoxes(tables)
         if split_file is not None:
             splits = self._read_split_file(self.root / split_file)
         else:
@@ -226,4 +220,20 @@ class NuScenesReader:
                               label_path, "labels")
             scan.segment = self.label_spec.map_raw(raw, label_path)
             scan.extra["raw_segment"] = raw.astype(np.int64)
+        self._add_boxes(split, scan)
         return scan
+
+    def _add_boxes(self, split: str, scan: Scan) -> None:
+        """extra["boxes"] and extra["ego_pose"] where the info entry or the tables have them."""
+        if (split, scan.name) in self._entries:
+            path, position, entry, classes = self._entries[split, scan.name]
+            boxes = info_boxes(entry, classes, self.box_convention, path, position)
+            pose = info_pose(entry, path, position)
+        elif self._table_boxes is not None:
+            boxes, pose = self._table_boxes.boxes(scan.name, self._key_frames[scan.name])
+        else:
+            return
+        if boxes is not None:
+            scan.extra["boxes"] = boxes
+        if pose is not None:
+            scan.extra["ego_pose"] = pose

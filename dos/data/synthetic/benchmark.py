@@ -20,15 +20,16 @@ import numpy as np
 import yaml
 
 from dos import __version__
+from dos.data.boxes import DETECTION_CLASSES, Boxes
 from dos.errors import DosError
 from dos.utils.io import write_json
 
 from . import furniture, rooms, street
 from .integrity import damage, file_records
 from .lidar import PROFILES, SensorProfile, scan
-from .writers import write_kitti_scan, write_scannet_scene, write_yaml
+from .writers import write_kitti_boxes, write_kitti_poses, write_kitti_scan, write_scannet_scene, write_yaml
 
-GENERATOR_VERSION = 1  # bump when generated content changes for the same parameters
+GENERATOR_VERSION = 2  # bump when generated content changes for the same parameters (2: boxes and poses)
 SCALES_PATH = Path(__file__).with_name("scales.yaml")
 
 
@@ -69,7 +70,8 @@ def generate_lidar(root: str | os.PathLike, profile: str | SensorProfile, style:
     """Write `num_scans` LiDAR scans in the SemanticKITTI layout under `root`, plus root/labels.yaml.
 
     Scans come in sequences: one street per sequence, the sensor advancing `step` metres per frame.
-    The last `val_sequences` sequences form the val split. Returns counts for the manifest.
+    The last `val_sequences` sequences form the val split. Every scan also gets its 3D boxes (boxes/, see
+    `frame_boxes`) and every sequence its poses.txt and calib.txt. Returns counts for the manifest.
     """
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     style = street.STYLES[style] if isinstance(style, str) else style
@@ -82,6 +84,7 @@ def generate_lidar(root: str | os.PathLike, profile: str | SensorProfile, style:
     lut = np.full(max(lmap) + 1, -1, dtype=np.int64)
     lut[list(lmap)] = list(lmap.values())
     class_points = np.zeros(len(street.NAMES), dtype=np.int64)
+    box_counts = np.zeros(len(DETECTION_CLASSES), dtype=np.int64)
     seq_ids = [f"{i:02d}" for i in range(n_seq)]
     points_total = 0
     for s, seq in enumerate(seq_ids):
@@ -89,17 +92,42 @@ def generate_lidar(root: str | os.PathLike, profile: str | SensorProfile, style:
         xs = (np.arange(frames) - 0.5 * (frames - 1)) * step
         half_length = profile.max_range + 0.5 * (frames - 1) * step + 15.0
         layout_rng = _rng(seed, *key, s)
-        prims, ego_y = street.build_street(style, layout_rng, half_length, (float(xs[0]), float(xs[-1])))
+        prims, ego_y, objects = street.build_street_objects(style, layout_rng, half_length,
+                                                            (float(xs[0]), float(xs[-1])))
+        origins = np.stack([xs, np.full(frames, ego_y), np.full(frames, profile.height)], axis=1)
         for f, x in enumerate(xs):
             out = scan(prims, profile, _rng(seed, *key, s, f, 1), steps, (float(x), ego_y))
             write_kitti_scan(root, seq, f, out["points"], out["label"], out["instance"])
+            boxes, instance = frame_boxes(objects, len(prims), out["primitive"], origins[f], profile.max_range)
+            write_kitti_boxes(root, seq, f, boxes, instance)
+            box_counts += np.bincount(boxes.label, minlength=len(box_counts))
             train_ids = lut[out["label"]]
             class_points += np.bincount(train_ids[train_ids >= 0], minlength=len(street.NAMES))
             points_total += len(out["points"])
+        write_kitti_poses(root, seq, origins - origins[0])
     splits = {"train": seq_ids[:n_seq - val_sequences], "val": seq_ids[n_seq - val_sequences:]}
     write_yaml(Path(root) / "labels.yaml", lidar_labels(profile, style, splits))
     return {"scans": num_scans, "sequences": splits, "points": points_total,
-            "class_points": dict(zip(street.NAMES, class_points.tolist()))}
+            "class_points": dict(zip(street.NAMES, class_points.tolist())),
+            "class_boxes": dict(zip(DETECTION_CLASSES, box_counts.tolist()))}
+
+
+def frame_boxes(objects: street.StreetObjects, num_solids: int, primitive: np.ndarray, origin: np.ndarray,
+                max_range: float) -> tuple[Boxes, np.ndarray]:
+    """(boxes, instance ids) of the street's objects whose centre lies within `max_range` of the sensor (in
+    the ground plane), in the frame of a scan taken from `origin` (the sensor's axes are the world's, so only
+    the centre moves), with num_points = the scan's returns off each object's solids (a spurious return
+    counts for no object; 0 = fully occluded). This count is what nuScenes' num_lidar_pts (the returns inside
+    the box) measures, without the ground and neighbours' returns a box can also hold."""
+    owner = np.full(num_solids + 1, -1, dtype=np.int64)  # solid row -> object; the last entry: no solid (-1)
+    for i, (start, end) in enumerate(objects.solids):
+        owner[start:end] = i
+    hits = owner[primitive]
+    counts = np.bincount(hits[hits >= 0], minlength=len(objects.boxes))
+    b = objects.boxes
+    boxes = Boxes(b.center - origin, b.size, b.yaw, b.label, b.velocity, counts, b.attribute)
+    near = np.hypot(boxes.center[:, 0], boxes.center[:, 1]) <= max_range
+    return boxes.select(near), objects.instance[near]
 
 
 # -- rooms --------------------------------------------------------------------------------------------------------

@@ -65,11 +65,13 @@ def scan(prims: Primitives, profile: SensorProfile, rng: np.random.Generator, az
     """Ray-cast one revolution from a sensor at `sensor_xy`, `profile.height` above z = 0.
 
     Returns points [N, 4] float32 (x, y, z relative to the sensor, remission in [0, 1]),
-    label [N] raw class ids (spurious returns get OUTLIER_LABEL) and instance [N].
+    label [N] raw class ids (spurious returns get OUTLIER_LABEL), instance [N] and primitive [N], the row of
+    `prims` each return comes off (-1 for a spurious one).
     """
     origin = np.array([sensor_xy[0], sensor_xy[1], profile.height])
     # Only solids within range can be hit: cull them before casting.
     near = np.linalg.norm(prims.center[:, :2] - origin[:2], axis=1) - prims.bounding_radius() < profile.max_range
+    rows = np.flatnonzero(near)
     prims = prims.subset(near)
     elevation = np.deg2rad(beam_elevations(profile))
     elevation = elevation + rng.normal(0.0, np.deg2rad(0.01), size=elevation.shape)  # per-beam calibration
@@ -100,7 +102,8 @@ def scan(prims: Primitives, profile: SensorProfile, rng: np.random.Generator, az
     t = np.where(spurious, rng.uniform(profile.min_range, np.maximum(t, profile.min_range + 1e-3)), t)
     label[spurious] = OUTLIER_LABEL
     instance[spurious] = 0
+    primitive = np.where(spurious, -1, rows[idx])
 
     xyz = dirs * t[:, None]  # sensor frame: the sensor sits at the origin
     points = np.concatenate([xyz, remission[:, None]], axis=1).astype(np.float32)
-    return {"points": points, "label": label, "instance": instance}
+    return {"points": points, "label": label, "instance": instance, "primitive": primitive}

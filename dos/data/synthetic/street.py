@@ -5,6 +5,15 @@ of terrain (the set-back), building facades, and the objects of a street (trees,
 fences, parked and moving vehicles, two-wheelers, pedestrians, a construction zone with barriers and
 cones). Styles are "cities": they change road width, set-back, building heights, vegetation density
 and the object mix, so that datasets generated with different styles are different domains.
+
+Every object of a detection class (car, truck, bus, pedestrian, bicycle, motorcycle, traffic cone, barrier)
+is recorded as it is built: which solids it is made of, its heading and its nuScenes attribute. Its 3D box
+(`StreetObjects.boxes`, world frame) is the tightest box about that heading around its solids, computed from
+the solids afterwards, so recording draws nothing from the random generator and changes no solid: scans are
+the same with or without it. Objects do not move: a street is built once per sequence and every frame
+scans it, so every velocity is (0, 0) ("static scenes"); kerb-parked vehicles are vehicle.parked, vehicles
+standing in the lanes vehicle.stopped, two-wheelers cycle.without_rider (none has a rider), pedestrians
+pedestrian.standing, cones and barriers have no attribute.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .primitives import Primitives, SceneBuilder
+from dos.data.boxes import DETECTION_CLASSES, Boxes
+
+from .primitives import BOX, ELLIPSOID, Primitives, SceneBuilder
 
 # (train name, raw id, LiDAR reflectivity, is a "thing" with instance ids). Raw ids follow SemanticKITTI
 # where it has the class; 90/91 are ours. Raw 0 = unlabelled, 1 = outlier, 60 = lane marking (-> road).
@@ -40,6 +51,9 @@ NAMES = [c[0] for c in CLASSES]
 RAW = {c[0]: c[1] for c in CLASSES}
 REFLECTIVITY = {c[0]: c[2] for c in CLASSES}
 LANE_MARKING_RAW = 60
+# Our classes that are nuScenes detection classes (barriers have no instance ids: each barrier is one solid).
+DETECTION_NAME = {"car": "car", "truck": "truck", "bus": "bus", "pedestrian": "pedestrian", "bicycle": "bicycle",
+                  "motorcycle": "motorcycle", "traffic-cone": "traffic_cone", "barrier": "barrier"}
 
 
 def learning_map() -> dict[int, int]:
@@ -126,6 +140,8 @@ class _Street:
         self.s, self.rng, self.X = style, rng, half_length
         self.b = SceneBuilder()
         self.next_instance = 1
+        # detection-class objects: (class, solids [start, end), yaw, instance id, attribute)
+        self.objects: list[tuple[str, int, int, float, int, str]] = []
         lanes = int(rng.integers(style.lanes[0], style.lanes[1] + 1))
         self.lanes = lanes
         self.W = lanes * style.lane_width  # road half width
@@ -142,6 +158,10 @@ class _Street:
     def instance(self) -> int:
         self.next_instance += 1
         return self.next_instance - 1
+
+    def record(self, kind: str, start: int, yaw: float, instance: int, attribute: str) -> None:
+        """Record the object made of the solids added since `start` (no random draw, no solid changed)."""
+        self.objects.append((kind, start, len(self.b), float(yaw), instance, attribute))
 
     def in_cross(self, x: np.ndarray | float, margin: float = 0.0) -> np.ndarray | bool:
         if self.cross is None:
@@ -313,8 +333,9 @@ class _Street:
                       reflectivity=REFLECTIVITY["traffic-sign"])
 
     # -- movable objects ------------------------------------------------------------------------------
-    def vehicle(self, kind: str, x: float, y: float, yaw: float) -> None:
+    def vehicle(self, kind: str, x: float, y: float, yaw: float, attribute: str) -> None:
         rng, b = self.rng, self.b
+        start = len(b)
         label, inst = RAW[kind], self.instance()
         refl = float(rng.uniform(0.3, 1.0)) * REFLECTIVITY[kind] * 1.4
         c, s = np.cos(yaw), np.sin(yaw)
@@ -343,9 +364,11 @@ class _Street:
             for sgn in (-1, 1):
                 b.ellipsoid(at(dx, sgn * (Wd - 0.1), wr), (wr, 0.13, wr), yaw, label=label, instance=inst,
                             reflectivity=0.1)
+        self.record(kind, start, yaw, inst, attribute)
 
     def two_wheeler(self, kind: str, x: float, y: float, yaw: float, z: float = 0.0) -> None:
         rng, b = self.rng, self.b
+        start = len(b)
         label, inst = RAW[kind], self.instance()
         c, s = np.cos(yaw), np.sin(yaw)
         big = kind == "motorcycle"
@@ -362,9 +385,11 @@ class _Street:
             b.box((x, y, z + 0.62), (0.45, 0.03, 0.03), yaw, label=label, instance=inst, reflectivity=refl)
             b.box((x - c * 0.2, y - s * 0.2, z + 0.8), (0.12, 0.08, 0.03), yaw, label=label, instance=inst, reflectivity=refl)
             b.box((x + c * 0.5, y + s * 0.5, z + 1.0), (0.03, 0.3, 0.03), yaw, label=label, instance=inst, reflectivity=refl)
+        self.record(kind, start, yaw, inst, "cycle.without_rider")
 
     def pedestrian(self, x: float, y: float, z: float) -> None:
         rng, b = self.rng, self.b
+        start = len(b)
         inst, k = self.instance(), float(rng.uniform(0.85, 1.1))
         yaw = float(rng.uniform(0, 2 * np.pi))
         refl = REFLECTIVITY["pedestrian"] * float(rng.uniform(0.6, 1.6))
@@ -374,6 +399,7 @@ class _Street:
                     reflectivity=refl)
         b.ellipsoid((x, y, z + 1.58 * k), (0.1 * k, 0.1 * k, 0.12 * k), yaw, label=lab, instance=inst,
                     reflectivity=refl)
+        self.record("pedestrian", start, yaw, inst, "pedestrian.standing")
 
     def traffic(self) -> None:
         s, rng, W = self.s, self.rng, self.W
@@ -390,7 +416,7 @@ class _Street:
                 kind = "car" if rng.uniform() < 0.92 else "truck"  # buses do not park at the kerb
                 y = side * (W - 1.1)
                 if clear_of_ego(x, y):
-                    self.vehicle(kind, float(x), y, 0.0 if rng.uniform() < 0.5 else np.pi)
+                    self.vehicle(kind, float(x), y, 0.0 if rng.uniform() < 0.5 else np.pi, "vehicle.parked")
         # Moving in the lanes, heading with the traffic of their side.
         for _ in range(s.moving):
             lane = int(rng.integers(0, self.lanes))
@@ -399,7 +425,7 @@ class _Street:
             x = float(rng.uniform(-self.X, self.X))
             if clear_of_ego(x, y) and not self.in_cross(x):
                 kind = kinds[int(rng.choice(3, p=mix))]
-                self.vehicle(kind, x, y, (0.0 if side < 0 else np.pi) + rng.normal(0, 0.03))
+                self.vehicle(kind, x, y, (0.0 if side < 0 else np.pi) + rng.normal(0, 0.03), "vehicle.stopped")
         # Two-wheelers parked on the sidewalk (some ridden on the road edge).
         for side in (-1, 1):
             for x in self.slots(s.two_wheelers):
@@ -428,22 +454,66 @@ class _Street:
         n = int(rng.integers(3, 8))
         y = side * (W - 1.0)
         for i in range(n):
+            start = len(b)
             b.box((x0 + 2.1 * i, y, 0.4), (1.0, 0.3, 0.4), label=RAW["barrier"], reflectivity=REFLECTIVITY["barrier"])
+            self.record("barrier", start, 0.0, 0, "")
         for i in range(int(rng.integers(2, 7))):
             x = x0 - 3.0 + 2.1 * (n + 2) * rng.uniform()
             yc = y - side * 1.0
             inst = self.instance()
+            start = len(b)
             for z, r in ((0.1, 0.18), (0.3, 0.12), (0.5, 0.06)):
                 b.cylinder((x, yc, z), r, 0.1, label=RAW["traffic-cone"], instance=inst,
                            reflectivity=REFLECTIVITY["traffic-cone"])
+            self.record("traffic-cone", start, 0.0, inst, "")
 
 
-def build_street(style: StreetStyle, rng: np.random.Generator, half_length: float,
-                 ego_x: tuple[float, float] = (0.0, 0.0)) -> tuple[Primitives, float]:
-    """Lay out one street of length 2 * half_length. Returns (solids, y of the ego lane).
+@dataclass
+class StreetObjects:
+    """The detection-class objects of a street: their boxes (world frame, velocity 0, num_points unset), their
+    instance ids (0 for barriers) and the solids each is made of ([start, end) rows of the street's solids)."""
 
-    `ego_x` is the stretch the sensor drives along (at y = ego lane, z = 0); no vehicle is put there.
-    """
+    boxes: Boxes
+    instance: np.ndarray  # [M] int64
+    solids: np.ndarray  # [M, 2] int64
+
+
+def _extent(prims: Primitives, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """(centres [P, 3], half extents [P, 3]) of the solids in a frame turned by `yaw` about z: the box about
+    that heading that holds each solid exactly."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    center = np.stack([c * prims.center[:, 0] + s * prims.center[:, 1],
+                       -s * prims.center[:, 0] + c * prims.center[:, 1], prims.center[:, 2]], axis=1)
+    turn = prims.yaw - yaw
+    cos, sin = np.abs(np.cos(turn)), np.abs(np.sin(turn))
+    a, b = prims.half[:, 0], prims.half[:, 1]
+    corners = np.stack([cos * a + sin * b, sin * a + cos * b], axis=1)  # a turned box
+    tangents = np.stack([np.hypot(cos * a, sin * b), np.hypot(sin * a, cos * b)], axis=1)  # a turned ellipse
+    xy = np.where((prims.kind == BOX)[:, None], corners,
+                  np.where((prims.kind == ELLIPSOID)[:, None], tangents, prims.half[:, :2]))  # cylinder: radius
+    return center, np.concatenate([xy, prims.half[:, 2:]], axis=1)
+
+
+def street_objects(prims: Primitives, objects: list[tuple[str, int, int, float, int, str]]) -> StreetObjects:
+    """The boxes of recorded objects, from the solids they are made of."""
+    center, size = np.zeros((len(objects), 3)), np.zeros((len(objects), 3))
+    for i, (_, start, end, heading, _, _) in enumerate(objects):
+        local, half = _extent(prims.subset(slice(start, end)), heading)
+        low, high = (local - half).min(axis=0), (local + half).max(axis=0)
+        mid = 0.5 * (low + high)
+        c, s = np.cos(heading), np.sin(heading)
+        center[i] = (c * mid[0] - s * mid[1], s * mid[0] + c * mid[1], mid[2])
+        size[i] = (high[1] - low[1], high[0] - low[0], high[2] - low[2])  # width (y), length (x), height
+    label = np.array([DETECTION_CLASSES.index(DETECTION_NAME[o[0]]) for o in objects], dtype=np.int64)
+    boxes = Boxes(center, size, np.array([o[3] for o in objects]), label, np.zeros((len(objects), 2)), None,
+                  [o[5] for o in objects])
+    return StreetObjects(boxes, np.array([o[4] for o in objects], dtype=np.int64),
+                         np.array([o[1:3] for o in objects], dtype=np.int64).reshape(-1, 2))
+
+
+def build_street_objects(style: StreetStyle, rng: np.random.Generator, half_length: float,
+                         ego_x: tuple[float, float] = (0.0, 0.0)) -> tuple[Primitives, float, StreetObjects]:
+    """`build_street`, plus the detection-class objects of the street."""
     street = _Street(style, rng, half_length, ego_x)
     street.ground()
     street.buildings()
@@ -452,4 +522,15 @@ def build_street(style: StreetStyle, rng: np.random.Generator, half_length: floa
     street.street_furniture()
     street.traffic()
     street.works()
-    return street.b.build(), street.ego_y
+    prims = street.b.build()
+    return prims, street.ego_y, street_objects(prims, street.objects)
+
+
+def build_street(style: StreetStyle, rng: np.random.Generator, half_length: float,
+                 ego_x: tuple[float, float] = (0.0, 0.0)) -> tuple[Primitives, float]:
+    """Lay out one street of length 2 * half_length. Returns (solids, y of the ego lane).
+
+    `ego_x` is the stretch the sensor drives along (at y = ego lane, z = 0); no vehicle is put there.
+    """
+    prims, ego_y, _ = build_street_objects(style, rng, half_length, ego_x)
+    return prims, ego_y

@@ -1,7 +1,11 @@
 """Writers for the real on-disk formats (every file atomically: temporary name, then rename).
 
 - SemanticKITTI: sequences/XX/velodyne/NNNNNN.bin (float32 [N, 4] x, y, z, remission) and
-  sequences/XX/labels/NNNNNN.label (uint32: semantic id in the low 16 bits, instance id in the high 16).
+  sequences/XX/labels/NNNNNN.label (uint32: semantic id in the low 16 bits, instance id in the high 16),
+  sequences/XX/boxes/NNNNNN.json (3D boxes in the sensor frame, dos/data/boxfile.py; ours, not SemanticKITTI's),
+  sequences/XX/poses.txt (SemanticKITTI's: one line per scan, the 12 numbers of the 3x4 pose of the scan in
+  the frame of the sequence's first scan, row-major) and sequences/XX/calib.txt (only `Tr:`, the LiDAR to
+  camera transform that poses.txt is conjugated with; ours has no camera, so it is the identity).
 - ScanNet, Pointcept layout: <split>/sceneXXXX_XX/{coord,color,normal,segment20,segment200,instance}.npy.
 - labels.yaml at the root of each dataset: class names, label maps and splits.
 """
@@ -14,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from dos.data.boxes import Boxes
+from dos.data.boxfile import write_box_file
 from dos.utils.io import atomic_path, write_text
 
 
@@ -38,6 +44,21 @@ def write_kitti_scan(root: str | os.PathLike, sequence: str, frame: int, points:
     label = (instance.astype(np.uint32) << np.uint32(16)) | semantic.astype(np.uint32)
     _write_raw(seq / "velodyne" / f"{frame:06d}.bin", np.ascontiguousarray(points, dtype=np.float32))
     _write_raw(seq / "labels" / f"{frame:06d}.label", np.ascontiguousarray(label, dtype=np.uint32))
+
+
+def write_kitti_boxes(root: str | os.PathLike, sequence: str, frame: int, boxes: Boxes, instance: np.ndarray) -> None:
+    write_box_file(Path(root) / "sequences" / sequence / "boxes" / f"{frame:06d}.json", boxes, instance)
+
+
+def write_kitti_poses(root: str | os.PathLike, sequence: str, translations: np.ndarray) -> None:
+    """poses.txt of a sequence whose sensor only translates (by `translations` [F, 3] from its first scan), and
+    a calib.txt whose Tr is the identity."""
+    seq = Path(root) / "sequences" / sequence
+    poses = np.zeros((len(translations), 3, 4))
+    poses[:, :, :3] = np.eye(3)
+    poses[:, :, 3] = translations
+    write_text(seq / "poses.txt", "".join(" ".join(repr(float(v)) for v in pose.ravel()) + "\n" for pose in poses))
+    write_text(seq / "calib.txt", "Tr: 1.0 0.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 0.0 1.0 0.0\n")
 
 
 def read_kitti_scan(root: str | os.PathLike, sequence: str, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
