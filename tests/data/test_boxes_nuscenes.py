@@ -79,7 +79,7 @@ def write_tables(root: Path, **override) -> Path:
     for i in range(3):
         np.zeros((4, 5), np.float32).tofile(root / f"samples/LIDAR_TOP/x{i}.pcd.bin")
     content = {
-        "scene": [{"token": "sc", "name": "scene-0001"}],
+        "scene": [{"token": "sc", "name": "scene-0061"}],
         "sample": [{"token": f"s{i}", "scene_token": "sc", "timestamp": 1_000_000 + 500_000 * i} for i in range(3)],
         "sample_data": [{"token": f"sd{i}", "sample_token": f"s{i}", "filename": f"samples/LIDAR_TOP/x{i}.pcd.bin",
                          "is_key_frame": True, "ego_pose_token": f"ep{i}", "calibrated_sensor_token": "cs"}
@@ -114,8 +114,8 @@ def write_tables(root: Path, **override) -> Path:
 def test_tables_boxes_in_the_sensor_frame(tmp_path):
     write_tables(tmp_path)
     reader = NuScenesReader(tmp_path)
-    assert reader.scan_ids("all") == ["s0", "s1", "s2"]
-    scan = reader.load("all", "s1")
+    assert reader.scan_ids("train") == ["s0", "s1", "s2"]
+    scan = reader.load("train", "s1")
     boxes = scan.extra["boxes"]
     assert boxes.names() == ["car", "pedestrian"]  # the animal is not a detection class
     # global (13, 25, 1) - ego (11, 20, 0) = (2, 5, 1), turned by -90 deg = (5, -2, 1), minus the LiDAR's (1, 0, 2)
@@ -130,21 +130,21 @@ def test_tables_boxes_in_the_sensor_frame(tmp_path):
     pose = scan.extra["ego_pose"]  # sensor -> global: the box centre goes back to its global position
     np.testing.assert_allclose(pose[:3, :3] @ boxes.center[0] + pose[:3, 3], (13.0, 25.0, 1.0), atol=1e-12)
     # one-sided differences at the ends of the track: (13 - 12) m over 0.5 s
-    np.testing.assert_allclose(reader.load("all", "s0").extra["boxes"].velocity[0], (0.0, -2.0), atol=1e-12)
+    np.testing.assert_allclose(reader.load("train", "s0").extra["boxes"].velocity[0], (0.0, -2.0), atol=1e-12)
     # the ego keeps pace with the car: the same place in every frame
-    np.testing.assert_allclose(reader.load("all", "s2").extra["boxes"].center[0], (4.0, -2.0, -1.0), atol=1e-12)
+    np.testing.assert_allclose(reader.load("train", "s2").extra["boxes"].center[0], (4.0, -2.0, -1.0), atol=1e-12)
 
 
 def test_tables_velocity_is_unknown_over_a_long_gap(tmp_path):
     samples = [{"token": f"s{i}", "scene_token": "sc", "timestamp": 4_000_000 * i} for i in range(3)]
     write_tables(tmp_path, sample=samples)
-    assert np.isnan(NuScenesReader(tmp_path).load("all", "s1").extra["boxes"].velocity).all()
+    assert np.isnan(NuScenesReader(tmp_path).load("train", "s1").extra["boxes"].velocity).all()
 
 
 def test_tables_without_annotations_have_no_boxes(tmp_path):
     tables = write_tables(tmp_path)
     (tables / "sample_annotation.json").unlink()
-    assert "boxes" not in NuScenesReader(tmp_path).load("all", "s1").extra
+    assert "boxes" not in NuScenesReader(tmp_path).load("train", "s1").extra
 
 
 @pytest.mark.parametrize("table, change, message", [
@@ -161,7 +161,7 @@ def test_tables_malformed_input_names_the_file(tmp_path, table, change, message)
     rows[0].update(change)
     (tables / f"{table}.json").write_text(json.dumps(rows))
     with pytest.raises(DatasetError, match=message) as error:
-        NuScenesReader(tmp_path).load("all", "s0")
+        NuScenesReader(tmp_path).load("train", "s0")
     expected = "instance.json" if "no record" in message else f"{table}.json"
     assert str(tables / expected) in str(error.value)
 
