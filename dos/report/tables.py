@@ -58,6 +58,7 @@ NUMERIC = ("n_seeds", "reproduced_mean", "reproduced_std", "paper", "diff")
 # Short titles after the paper's captions.
 TITLES: dict[int, str] = {
     1: "Semantic segmentation, linear probing and fine-tuning (mIoU / mAcc %)",
+    2: "3D object detection on nuScenes val, CenterPoint (NDS / mAP %)",
     3: "Cross-domain segmentation: pretraining dataset (rows) x evaluation dataset (columns)",
     4: "ParisLuco3D, zero-shot and few-shot (mIoU %)",
     5: "Ablation of DOS components, linear probing on nuScenes",
