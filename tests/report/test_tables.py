@@ -107,8 +107,8 @@ def test_bad_specs(tmp_path):
         tables.build_table(tables.load_spec(write_spec(tmp_path / "a.yaml", 5, "mini", [{**cell, "row": "alpha=1.3"}])))
     with pytest.raises(DosError, match="listed twice"):
         tables.build_table(tables.load_spec(write_spec(tmp_path / "b.yaml", 5, "mini", [cell, cell])))
-    with pytest.raises(DosError, match="Table 2 is not transcribed"):
-        tables.build_table(tables.load_spec(write_spec(tmp_path / "c.yaml", 2, "mini", [cell])))
+    with pytest.raises(DosError, match="Table 13 is not transcribed"):
+        tables.build_table(tables.load_spec(write_spec(tmp_path / "c.yaml", 13, "mini", [cell])))
     with pytest.raises(DosError, match="'scale' must be one of"):
         tables.load_spec(write_spec(tmp_path / "d.yaml", 5, "huge", [cell]))
     with pytest.raises(DosError, match=r"cells\[0\]: missing key 'runs'"):
