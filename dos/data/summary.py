@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", help="the dataset's root folder")
     parser.add_argument("--format", required=True, choices=sorted(READERS), help="the dataset's on-disk format")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a reader option, e.g. classes=200, info=nus_info.pkl, split_file=splits.yaml")
+                        help="a reader option, e.g. classes=200, info=nus_info.pkl, split_file=splits.yaml, "
+                             "labels=cola (count the coarse COLA classes)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 

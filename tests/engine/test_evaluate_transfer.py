@@ -27,3 +27,19 @@ def test_evaluate_on_another_dataset(smoke_data, tmp_path):
                   "--set", "data.format=synthetic-rooms", "--out", str(tmp_path / "bad.json"), check=False)
     assert bad.returncode != 0 and "has 20 classes, the model of" in bad.stderr
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_finetune_and_evaluate_on_coarse_labels(smoke_data, tmp_path):
+    """`data.reader_options.labels=cola`: the CoLa cell's path (train on a source, score the unseen target) runs
+    unchanged with the coarse classes; the target read with its own 17 classes is refused."""
+    run = tmp_path / "ft"
+    run_dos("finetune", FINETUNE, "--out", str(run),
+            overrides=tiny_segmentation_overrides(smoke_data, **{"data.reader_options.labels": "cola"}))
+    target = smoke_data / "synthetic-parisluco"
+    out = tmp_path / "transfer.json"
+    run_dos("evaluate", str(run), "--set", f"data.root={target}", "--out", str(out))
+    metrics = json.loads(out.read_text())
+    assert len(metrics["iou"]) == 8 and 0 <= metrics["miou"] <= 1
+    bad = run_dos("evaluate", str(run), "--set", f"data.root={target}", "--set", "data.reader_options={}",
+                  "--out", str(tmp_path / "bad.json"), check=False)
+    assert bad.returncode != 0 and "has 17 classes, the model of" in bad.stderr

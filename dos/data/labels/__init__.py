@@ -12,7 +12,8 @@ label file has these keys (all but `names` optional):
     inherit:          another label file whose keys this one starts from
 
 A synthetic dataset carries the same kind of file as `labels.yaml` at its root (see
-`label_spec_from_file`).
+`label_spec_from_file`). Coarse label sets shared across datasets (COLA) and their per-format maps live in
+labels/cola/ and are applied by `coarse.py`.
 """
 
 from __future__ import annotations

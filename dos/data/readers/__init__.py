@@ -5,8 +5,9 @@
         for scan_id in reader.scan_ids(split):
             scan = reader.load(split, scan_id)      # -> dos.data.scan.Scan
 
-`READERS` is the whole list of formats: format name -> (module, class, default options). Modules are
-imported only when their format is opened.
+`open_reader(..., labels="cola")` gives any LiDAR format the coarse COLA classes instead of its own
+(dos/data/labels/coarse.py). `READERS` is the whole list of formats: format name -> (module, class, default
+options). Modules are imported only when their format is opened.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from dos.data.errors import DatasetError
 from dos.data.labels import LabelSpec
+from dos.data.labels.coarse import coarse_label_spec, load_coarse_map, load_coarse_set
 from dos.data.scan import Scan
 
 
@@ -51,10 +53,17 @@ READERS: dict[str, tuple[str, str, dict]] = {
 }
 
 
-def open_reader(format_name: str, root: str | Path, **options) -> Reader:
-    """The reader of `format_name` over `root`; `options` override the format's defaults."""
+def open_reader(format_name: str, root: str | Path, labels: str | None = None, **options) -> Reader:
+    """The reader of `format_name` over `root`; `options` override the format's defaults.
+
+    `labels` (e.g. "cola") reads the dataset with a coarse label set instead of its own classes, for every
+    format that has a coarse map (dos/data/labels/coarse.py); None keeps the dataset's own classes.
+    """
     if format_name not in READERS:
         raise DatasetError(f"unknown dataset format {format_name!r}; known: {', '.join(READERS)}")
+    if labels is not None:
+        load_coarse_set(labels)  # a bad value or a format without a coarse map fails before any file is read
+        load_coarse_map(format_name)
     module_name, class_name, defaults = READERS[format_name]
     reader_class = getattr(importlib.import_module(module_name), class_name)
     options = {**defaults, **options}
@@ -62,7 +71,10 @@ def open_reader(format_name: str, root: str | Path, **options) -> Reader:
         inspect.signature(reader_class).bind(root, **options)
     except TypeError as error:
         raise DatasetError(f"format {format_name!r}: bad reader options {sorted(options)} ({error})") from error
-    return reader_class(root, **options)
+    reader = reader_class(root, **options)
+    if labels is not None:
+        reader.label_spec = coarse_label_spec(labels, format_name, reader.label_spec)
+    return reader
 
 
 def check_split(reader: Reader, split: str) -> None:
