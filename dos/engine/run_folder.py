@@ -27,7 +27,7 @@ from dos.utils.io import write_json
 IDENTITY_FILE = "run.json"
 # What the training commands write into a run folder (and nothing else).
 RUN_FILES = frozenset({"run.json", "config.yaml", "provenance.json", "history.csv", "tensorboard", "checkpoint.pt",
-                       "encoder.pt", "model.pt", "metrics.json", "summary.json"})
+                       "encoder.pt", "model.pt", "predictions.json", "metrics.json", "summary.json"})
 # Keys that cannot change what a run computes: resuming with other values is the same run.
 RESULT_NEUTRAL_KEYS = ("train.num_workers", "train.num_threads", "train.log_every", "train.checkpoint_every",
                        "diagnostics.min_prototype_entropy", "diagnostics.min_effective_rank",
