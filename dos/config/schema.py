@@ -186,7 +186,7 @@ def _override_of(key: str, overrides: list[str]) -> str | None:
     """The --set item that gave `key` (or a value inside it), if any: the error is then the override's."""
     for item in reversed(overrides):
         target = item.split("=", 1)[0].strip()
-        if target == key or target.startswith(f"{key}.") or key.startswith(f"{target}."):
+        if target == key or target.startswith(f"{key}.") or key.startswith((f"{target}.", f"{target}[")):
             return item
     return None
 

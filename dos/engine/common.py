@@ -17,10 +17,33 @@ from dos.config.schema import to_dict
 from dos.errors import DosError
 from dos.utils.io import write_json, write_text
 from dos.config.ranges import check_ranges
+from dos.data.mixture import FeatureMap
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One dataset of a joint training set (`data.sources`): where it is, how often batches draw from it, its
+    input voxel and how its features are brought onto the shared scale (dos/data/mixture.py says why)."""
+
+    format: str                             # see `dos data summary --help` for the formats
+    root: str
+    reader_options: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0                     # share of every epoch's draws (normalised over the sources)
+    grid_size: float | None = None          # input voxel (m) of its views; None = views.grid_size
+    features: FeatureMap = field(default_factory=FeatureMap)   # clip(feat * scale + shift)
+    max_scenes: int = 0                     # 0 = no cap
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("weight",), nonnegative=("max_scenes",))
+        if self.grid_size is not None and not self.grid_size > 0:
+            raise ValueError(f"grid_size must be > 0 (or null), got {self.grid_size!r}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The training / evaluation data: one dataset (format, root, reader_options, subsets), or with `sources`
+    several at once (joint pretraining); format, root and reader_options are then not read."""
+
     format: str = "synthetic-lidar"         # see `dos data summary --help` for the formats
     root: str = "data/mini/synthetic/synthetic-nuscenes"
     train_split: str = "train"
@@ -31,9 +54,13 @@ class DataConfig:
     max_scenes: int = 0                     # 0 = no cap
     cache: bool = True                      # keep decoded scenes in memory
     coord_in_feat: bool = True              # network input = [xyz, features] (PTv3 convention)
+    sources: tuple[SourceConfig, ...] = ()  # joint training on several datasets; () = the one dataset above
 
     def __post_init__(self) -> None:
         check_ranges(self, nonnegative=("max_scenes",))
+        if self.sources and (self.scenes or self.annotations or self.max_scenes):
+            raise ValueError("scenes, annotations and max_scenes select within one dataset: with sources, cap "
+                             "each source with its own max_scenes")
 
 
 @dataclass(frozen=True)
@@ -113,9 +140,16 @@ def write_run_records(out_dir: Path, config: Any, command: str, extra: dict[str,
 
 
 def data_fingerprint(dataset: Any) -> str:
-    """sha256 over the dataset's format, split, root and scene ids (cheap; identifies what was trained on)."""
+    """sha256 over the dataset's format, split, root and scene ids (cheap; identifies what was trained on); of a
+    mixture, over each source's fingerprint with its weight, grid size and feature map."""
+    from dos.data.mixture import SourceMixture
     from dos.utils.provenance import config_hash
 
+    if isinstance(dataset, SourceMixture):
+        return config_hash({"sources": [
+            {"data": data_fingerprint(part), "weight": weight, "grid_size": grid, "features": to_dict(features)}
+            for part, weight, grid, features in zip(dataset.parts, dataset.weights, dataset.grid_sizes,
+                                                    dataset.feature_maps)]})
     return config_hash({"format": dataset.format, "split": dataset.split, "root": str(dataset.reader.root),
                         "scenes": list(dataset.scan_ids)})
 
@@ -137,9 +171,16 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def open_dataset(data: DataConfig, split: str, labelled_subset: bool = True):
-    """The SceneDataset of a split; `labelled_subset` applies the config's scene / annotation subsets (training)."""
+    """The SceneDataset of a split, or with `data.sources` the SourceMixture of theirs; `labelled_subset` applies
+    the config's scene / annotation subsets (training)."""
     from dos.data.dataset import SceneDataset
+    from dos.data.mixture import SourceMixture
 
+    if data.sources:
+        parts = [SceneDataset(source.format, source.root, split, reader_options=source.reader_options,
+                              max_scenes=source.max_scenes or None, cache=data.cache) for source in data.sources]
+        return SourceMixture(parts, [s.weight for s in data.sources], [s.grid_size for s in data.sources],
+                             [s.features for s in data.sources])
     return SceneDataset(data.format, data.root, split, reader_options=data.reader_options,
                         scenes=data.scenes if labelled_subset else None,
                         annotations=data.annotations if labelled_subset else None,

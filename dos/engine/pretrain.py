@@ -47,17 +47,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def make_pair(config: PretrainRunConfig, sample: dict, generator: torch.Generator):
-    """One training sample: two augmented, masked views of one crop of the scan."""
+    """One training sample: two augmented, masked views of one crop of the scan, at the input voxel of the
+    sample's source (data.sources[k].grid_size) when it has one, else views.grid_size."""
     from dos.pretrain.batch import make_view_pair
 
-    return make_view_pair(sample["coord"], sample["feat"], config.views, config.masking, generator,
+    views = config.views
+    if sample.get("grid_size") is not None:
+        views = dataclasses.replace(views, grid_size=sample["grid_size"])
+    return make_view_pair(sample["coord"], sample["feat"], views, config.masking, generator,
                           config.data.coord_in_feat)
 
 
 def collate(config: PretrainRunConfig, pairs: list):
     from dos.pretrain.batch import collate_pairs
 
-    return collate_pairs(pairs, config.distill.mode, config.views.grid_size, config.masking.jitter_sigma)
+    return collate_pairs(pairs, config.distill.mode, config.masking.jitter_sigma)
 
 
 def build_pretrainer(config: PretrainRunConfig, in_channels: int):
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from dos.errors import DosError
     from dos.pretrain.diagnostics import collapse_problems
 
-    run = open_training(PretrainRunConfig, args, "pretrain")
+    run = open_training(PretrainRunConfig, args, "pretrain", source_grids=True)
     config, device = run.config, run.device
     model = build_pretrainer(config, run.in_channels).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]

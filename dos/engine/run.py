@@ -23,6 +23,7 @@ from dos.engine import distributed
 from dos.engine.common import RunStart, budget_record, input_channels, open_dataset, start_run
 from dos.engine.loop import LoopResult, train_loop
 from dos.engine.steps import StepBatches, StepLoader
+from dos.errors import DosError
 
 
 @dataclass
@@ -78,11 +79,16 @@ class TrainingRun:
         distributed.shutdown()
 
 
-def open_training(schema: type, args: argparse.Namespace, command: str) -> TrainingRun:
+def open_training(schema: type, args: argparse.Namespace, command: str, source_grids: bool = False) -> TrainingRun:
     """Validate the config and --out (before any write), set up ranks, seed and device, open the training
-    split, and size the schedule: `train.max_steps`, or `train.epochs` x steps per epoch."""
+    split, and size the schedule: `train.max_steps`, or `train.epochs` x steps per epoch. `source_grids`: the
+    command reads each sample's `grid_size` (data.sources[k].grid_size); others refuse a config that sets one."""
     start = start_run(schema, args, command)
     config = start.config
+    fixed = [k for k, source in enumerate(config.data.sources) if source.grid_size is not None]
+    if fixed and not source_grids:
+        raise DosError(f"{args.config}: data.sources[{fixed[0]}].grid_size: dos {command} samples every source at "
+                       "one input voxel; leave the sources' grid_size null")
     dataset = open_dataset(config.data, config.data.train_split)
     steps_per_epoch = max(1, len(dataset) // config.train.batch_size)
     total = config.train.max_steps or config.train.epochs * steps_per_epoch

@@ -261,7 +261,7 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
     from dos.engine.models import warn_if_layer_decay_ignored
     from dos.engine.optim import apply_schedules, backward_and_step, build_optimizer
     from dos.engine.run import open_training
-    from dos.engine.steps import batch_indices
+    from dos.engine.steps import batch_indices, dataset_sizes
 
     run = open_training(SegmentationRunConfig, args, mode)
     config, device = run.config, run.device
@@ -294,7 +294,8 @@ def run_segmentation(args: argparse.Namespace, mode: str) -> int:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             if cache is not None:
                 indices = batch_indices(config.seed, step, run.steps_per_epoch, config.train.batch_size,
-                                        len(train_set), run.start.rank, run.start.world)
+                                        dataset_sizes(train_set), run.start.rank, run.start.world,
+                                        getattr(train_set, "weights", None))
                 features = torch.cat([cache[i][0] for i in indices]).to(device)
                 labels = torch.cat([cache[i][1] for i in indices]).to(device)
                 logits = model.classifier(features)

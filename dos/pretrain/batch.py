@@ -21,6 +21,7 @@ class ViewPair:
     views: tuple[View, View]
     masks: tuple[torch.Tensor, torch.Tensor]  # True = masked, per view point
     jitter_seed: int
+    grid_size: float                          # the views' input voxel (m): per sample, as sources may differ
 
 
 @dataclass
@@ -44,15 +45,18 @@ def make_view_pair(coord: torch.Tensor, feat: torch.Tensor, views: ViewConfig, m
     masks = tuple(block_mask(v.coord, torch.tensor([v.coord.shape[0]]), masking.block_size, masking.ratio, generator)
                   for v in pair)
     jitter_seed = int(torch.randint(2**62, (1,), generator=generator))
-    return ViewPair(views=pair, masks=masks, jitter_seed=jitter_seed)
+    return ViewPair(views=pair, masks=masks, jitter_seed=jitter_seed, grid_size=views.grid_size)
 
 
-def collate_pairs(pairs: list[ViewPair], mode: str, grid_size: float, jitter_sigma: float = 0.01) -> PretrainBatch:
+def collate_pairs(pairs: list[ViewPair], mode: str, jitter_sigma: float = 0.01) -> PretrainBatch:
+    """Each cloud's student input at its own pair's grid size (a joint batch may mix input voxels: the
+    networks read integer grid coordinates per cloud)."""
     views = [p.views[0] for p in pairs] + [p.views[1] for p in pairs]
     masks = [p.masks[0] for p in pairs] + [p.masks[1] for p in pairs]
     seeds = [p.jitter_seed for p in pairs] + [p.jitter_seed + 1 for p in pairs]
+    grids = [p.grid_size for p in pairs] * 2
     students, start = [], 0
-    for view, mask, seed in zip(views, masks, seeds):
+    for view, mask, seed, grid_size in zip(views, masks, seeds, grids):
         n = view.coord.shape[0]
         s = build_student_input(view.coord, view.feat, view.grid_coord, torch.tensor([n]), mask, mode, grid_size,
                                 torch.Generator().manual_seed(seed), jitter_sigma)

@@ -239,3 +239,36 @@ def test_finetune_from_pretrained_and_from_scratch(smoke_data, pretrained, tmp_p
     model = _weights(tmp_path / "ft" / "model.pt")["state_dict"]
     changed = [k for k, v in teacher.items() if not torch.equal(model[f"backbone.{k}"], v)]
     assert changed  # the encoder trained
+
+
+def _joint_overrides(smoke_data, steps):
+    """Joint pretraining on three synthetic LiDAR datasets, one of them at its own voxel and feature scale."""
+    sources = ("[{format: synthetic-lidar, root: %s, weight: 2.0},"
+               " {format: synthetic-lidar, root: %s, weight: 1.0, grid_size: 0.25, features: {scale: 1.25, clip: [0, 1]}},"
+               " {format: synthetic-lidar, root: %s, weight: 1.0, features: {scale: 0.8}}]"
+               % tuple(smoke_data / f"synthetic-{name}" for name in ("nuscenes", "waymo", "semantickitti")))
+    return tiny_pretrain_overrides(smoke_data, steps=steps, **{"data.sources": sources})
+
+
+def test_a_killed_joint_run_restarted_ends_bit_identical(smoke_data, tmp_path):
+    overrides = _joint_overrides(smoke_data, steps=8)
+    reference = tmp_path / "uninterrupted"
+    run_dos("pretrain", PRETRAIN, "--out", str(reference), overrides=overrides)
+    recorded = (reference / "config.yaml").read_text()
+    assert recorded.count("format: synthetic-lidar") == 4 and "grid_size: 0.25" in recorded
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(dos_command("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_step(killed, 3, process)
+    process.kill()  # SIGKILL: no chance to clean up
+    process.wait()
+    assert not (killed / "encoder.pt").exists()
+    resumed = run_dos("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides)
+    assert "resuming from" in resumed.stdout
+    a, b = _weights(reference / "encoder.pt"), _weights(killed / "encoder.pt")
+    assert _same_state(a["student"], b["student"]) and _same_state(a["teacher"], b["teacher"])
+    assert (reference / "history.csv").read_text() == (killed / "history.csv").read_text()
+    # the mixture is part of the run's identity: another weight is another run
+    other = run_dos("pretrain", PRETRAIN, "--out", str(reference),
+                    overrides=[o.replace("weight: 2.0", "weight: 3.0") for o in overrides], check=False)
+    assert other.returncode != 0 and "other settings" in (other.stderr + other.stdout)

@@ -73,7 +73,7 @@ def _batch(mode, seed=0, samples=2, ratio=0.6):
     cfg = ViewConfig(grid_size=0.1, crop_ratio=(0.8, 1.0), spatial=SpatialAugment(rotate=0.3, jitter_sigma=0.0))
     masking = MaskingConfig(ratio=ratio, block_size=0.5)
     pairs = [make_view_pair(*_scene(700, seed + i), cfg, masking, g) for i in range(samples)]
-    return collate_pairs(pairs, mode, grid_size=0.1)
+    return collate_pairs(pairs, mode)
 
 
 def test_student_inputs_per_mode():
@@ -185,7 +185,7 @@ def test_a_samples_views_and_masks_do_not_depend_on_its_batch():
     alone = make_view_pair(*_scene(500, 1), cfg, masking, torch.Generator().manual_seed(7))
     other = make_view_pair(*_scene(500, 2), cfg, masking, torch.Generator().manual_seed(8))
     again = make_view_pair(*_scene(500, 1), cfg, masking, torch.Generator().manual_seed(7))
-    batch = collate_pairs([other, again], "observable", 0.1)
+    batch = collate_pairs([other, again], "observable")
     n_other = other.views[0].coord.shape[0]
     n_alone = alone.views[0].coord.shape[0]
     assert torch.equal(batch.masked[n_other:n_other + n_alone], alone.masks[0])

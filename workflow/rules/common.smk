@@ -59,18 +59,34 @@ for _name, _block in config["scales"].items():
 
 
 def dataset(name, scale):
-    """The scale's mapping of a paper dataset: {format, root, domain, options}."""
+    """The scale's mapping of a paper dataset: {format, root, domain, options}, or of a joint set (e.g. nuskwa,
+    Table 3's Nu-SK-Wa): {domain, sources: [{dataset, weight, grid_size, features}]} over the scale's datasets."""
     datasets = config["scales"][scale]["datasets"]
     if name not in datasets:
         raise ValueError(f"config/config.yaml: dataset {name!r} is not mapped at scale {scale!r} "
                          f"(scales.{scale}.datasets has {', '.join(datasets)})")
     entry = dict(datasets[name])
-    entry["root"] = entry["root"].format(scale=scale)
+    if "root" in entry:
+        entry["root"] = entry["root"].format(scale=scale)
     return entry
+
+
+def _source(part, joint, scale):
+    """One `data.sources` item of a joint set: the named dataset's format, root and reader options, with the
+    joint entry's weight, grid size and feature map."""
+    entry = dataset(part["dataset"], scale)
+    if "sources" in entry:
+        raise ValueError(f"config/config.yaml: scales.{scale}.datasets.{joint}: source {part['dataset']!r} is itself "
+                         "a joint set")
+    return {"format": entry["format"], "root": entry["root"], "reader_options": dict(entry.get("options") or {}),
+            **{key: part[key] for key in ("weight", "grid_size", "features") if key in part}}
 
 
 def data_overrides(name, scale):
     entry = dataset(name, scale)
+    if "sources" in entry:
+        sources = [_source(part, name, scale) for part in entry["sources"]]
+        return ["data.sources=" + yaml.safe_dump(sources, default_flow_style=True, width=10**6).strip()]
     items = [f"data.format={entry['format']}", f"data.root={entry['root']}"]
     items += [f"data.reader_options.{k}={v}" for k, v in (entry.get("options") or {}).items()]
     return items
