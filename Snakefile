@@ -39,6 +39,7 @@ localrules:
     all_tables,
     table,
     claims,
+    table_claims,
     configured_table,
     figure,
     report,

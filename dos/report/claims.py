@@ -238,11 +238,12 @@ def decided_at(claim: dict[str, Any], tables: list[int]) -> bool:
     return claim["table"] in tables or all("run" in term for term in claim["terms"].values())
 
 
-def claim_inputs(path: str | Path, runs_root: str, seeds: list[int], tables: list[int]
+def claim_inputs(path: str | Path, runs_root: str, seeds: list[int], tables: list[int], only: bool = False
                  ) -> tuple[list[int], list[str]]:
     """What `dos report claims --tables ...` reads at a scale (the workflow's inputs): the numbers of the tables
-    whose CSVs its decided claims read, and the metrics.json of every seed of their run terms."""
-    claims = [c for c in load_claims(path) if decided_at(c, tables)]
+    whose CSVs its decided claims read, and the metrics.json of every seed of their run terms. `only`: the
+    claims of `tables` alone (`--only`)."""
+    claims = [c for c in load_claims(path) if (c["table"] in tables if only else decided_at(c, tables))]
     needed = sorted({term["table"] for c in claims for term in c["terms"].values() if "run" not in term})
     runs = [f"{runs_root.rstrip('/')}/{term['run']}/seed{seed}/metrics.json"
             for c in claims for term in c["terms"].values() if "run" in term for seed in seeds]
@@ -332,10 +333,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tables", type=int, nargs="+", default=None,
                         help="the tables built at this scale; claims of other tables are reported as not run")
     parser.add_argument("--figure", default=None, help="also draw the claims as a forest plot (.png or .svg)")
+    parser.add_argument("--only", action="store_true", help="list only the claims of --tables (one table's claims)")
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = build_claims(load_claims(args.spec), Path(args.results), args.runs_root, args.seeds, args.base,
+    from dos.errors import DosError
+
+    claims = load_claims(args.spec)
+    if args.only:
+        if not args.tables:
+            raise DosError("--only lists the claims of --tables: give --tables")
+        claims = [c for c in claims if c["table"] in args.tables]
+    frame = build_claims(claims, Path(args.results), args.runs_root, args.seeds, args.base,
                          args.scale, args.tables)
     out = Path(args.out_dir or args.results)
     write_text(out / "claims.csv", frame.to_csv(index=False, lineterminator="\n"))

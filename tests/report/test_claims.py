@@ -137,6 +137,10 @@ def test_a_claim_of_runs_only_is_decided_where_its_table_is_not_built(tmp_path):
     tables_needed, runs = claims.claim_inputs(_spec(tmp_path, [runs_only, cell]), "r", [0, 1], [5])
     assert tables_needed == [] and runs == ["r/runs/dos/seed0/metrics.json", "r/runs/dos/seed1/metrics.json",
                                             "r/runs/random/seed0/metrics.json", "r/runs/random/seed1/metrics.json"]
+    # --only: one table's claims alone (the workflow's table_claims): a run-only claim of another table is out
+    assert claims.claim_inputs(_spec(tmp_path, [runs_only, cell]), "r", [0, 1], [5], only=True) == ([], [])
+    assert claims.claim_inputs(_spec(tmp_path, [runs_only, cell]), "r", [0], [1], only=True) == (
+        [1], ["r/runs/dos/seed0/metrics.json", "r/runs/random/seed0/metrics.json"])
 
 
 def test_the_command_writes_csv_and_md(tmp_path):
@@ -181,5 +185,5 @@ def test_the_repository_claims_name_real_cells_and_cover_the_issue():
         for term in claim["terms"].values():
             if "run" not in term:
                 assert (term["table"], *(term[k] for k in KEY)) in known, (claim["claim"], term)
-    assert {c["table"] for c in checked} >= {1, 5, 8, 9, 10, 11, 12}
+    assert {c["table"] for c in checked} >= {1, 2, 5, 8, 9, 10, 11, 12}
     assert sum(c["table"] == 5 for c in checked) == 6

@@ -221,10 +221,12 @@ def table_inputs(n, scale):
 CLAIMS = "workflow/claims.yaml"  # the paper's claims, decided by `dos report claims`
 
 
-def claims_inputs(scale, tables=None):
-    """(tables, run metrics) the claims of a scale read: its main tables' claims (others are reported not run)."""
+def claims_inputs(scale, tables=None, only=False):
+    """(tables, run metrics) the claims of a scale read: its main tables' claims (others are reported not run);
+    `only`: the claims of `tables` alone."""
     block = config["scales"][scale]
-    return claim_inputs(CLAIMS, f"runs/{scale}", block["seeds"], block["main_tables"] if tables is None else tables)
+    return claim_inputs(CLAIMS, f"runs/{scale}", block["seeds"], block["main_tables"] if tables is None else tables,
+                        only)
 
 
 def table_files(n, scale=None):

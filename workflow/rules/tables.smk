@@ -73,6 +73,26 @@ rule claims:
         "--figure {output.figure} > {log} 2>&1"
 
 
+rule table_claims:
+    # The claims of one table, decided from it alone (e.g. Table 2 at mini, which `all` does not build):
+    # results/<scale>/claims_table<n>/claims.{csv,md} and its forest plot.
+    input:
+        spec=CLAIMS,
+        tables=lambda w: [f"results/{w.scale}/table{n}.csv" for n in claims_inputs(w.scale, [int(w.n)], True)[0]],
+        runs=lambda w: claims_inputs(w.scale, [int(w.n)], True)[1],
+    output:
+        multiext("results/{scale}/claims_table{n}/claims", ".csv", ".md"),
+        figure="reports/{scale}/figures/claims_table{n}.png",
+    log:
+        "logs/{scale}/tables/claims_table{n}.log",
+    params:
+        seeds=lambda w: " ".join(map(str, config["scales"][w.scale]["seeds"])),
+    shell:
+        "dos report claims {input.spec} --results results/{wildcards.scale} --scale {wildcards.scale} "
+        "--tables {wildcards.n} --only --runs-root runs/{wildcards.scale} --seeds {params.seeds} "
+        "--out-dir results/{wildcards.scale}/claims_table{wildcards.n} --figure {output.figure} > {log} 2>&1"
+
+
 def _report_inputs(tables, scale):
     return [*[f"results/{scale}/table{n}.{ext}" for n in tables for ext in ("csv", "md")],
             *[f"results/{scale}/claims.{ext}" for ext in ("csv", "md")], f"reports/{scale}/figures/claims.png",
