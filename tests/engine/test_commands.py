@@ -75,11 +75,9 @@ def _wait_for_step(run_dir, step, process, timeout=120):
     raise AssertionError("no checkpoint in time")
 
 
-def test_a_killed_run_restarted_with_the_same_command_ends_bit_identical(smoke_data, tmp_path):
-    overrides = tiny_pretrain_overrides(smoke_data, steps=8)
-    reference = tmp_path / "uninterrupted"
-    run_dos("pretrain", PRETRAIN, "--out", str(reference), overrides=overrides)
-    killed = tmp_path / "killed"
+def _kill_at_step_3_resume_and_compare(reference, killed, overrides) -> None:
+    """Run `killed` until its step-3 checkpoint, SIGKILL it, re-run the same command: it resumes and ends with
+    the weights and history of the uninterrupted `reference` run."""
     cmd = dos_command("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides)
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for_step(killed, 3, process)
@@ -91,6 +89,13 @@ def test_a_killed_run_restarted_with_the_same_command_ends_bit_identical(smoke_d
     a, b = _weights(reference / "encoder.pt"), _weights(killed / "encoder.pt")
     assert _same_state(a["student"], b["student"]) and _same_state(a["teacher"], b["teacher"])
     assert (reference / "history.csv").read_text() == (killed / "history.csv").read_text()
+
+
+def test_a_killed_run_restarted_with_the_same_command_ends_bit_identical(smoke_data, tmp_path):
+    overrides = tiny_pretrain_overrides(smoke_data, steps=8)
+    reference = tmp_path / "uninterrupted"
+    run_dos("pretrain", PRETRAIN, "--out", str(reference), overrides=overrides)
+    _kill_at_step_3_resume_and_compare(reference, tmp_path / "killed", overrides)
 
 
 def test_sigterm_checkpoints_and_exits_for_requeue(smoke_data, tmp_path):
@@ -256,18 +261,7 @@ def test_a_killed_joint_run_restarted_ends_bit_identical(smoke_data, tmp_path):
     run_dos("pretrain", PRETRAIN, "--out", str(reference), overrides=overrides)
     recorded = (reference / "config.yaml").read_text()
     assert recorded.count("format: synthetic-lidar") == 4 and "grid_size: 0.25" in recorded
-    killed = tmp_path / "killed"
-    process = subprocess.Popen(dos_command("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides),
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for_step(killed, 3, process)
-    process.kill()  # SIGKILL: no chance to clean up
-    process.wait()
-    assert not (killed / "encoder.pt").exists()
-    resumed = run_dos("pretrain", PRETRAIN, "--out", str(killed), overrides=overrides)
-    assert "resuming from" in resumed.stdout
-    a, b = _weights(reference / "encoder.pt"), _weights(killed / "encoder.pt")
-    assert _same_state(a["student"], b["student"]) and _same_state(a["teacher"], b["teacher"])
-    assert (reference / "history.csv").read_text() == (killed / "history.csv").read_text()
+    _kill_at_step_3_resume_and_compare(reference, tmp_path / "killed", overrides)
     # the mixture is part of the run's identity: another weight is another run
     other = run_dos("pretrain", PRETRAIN, "--out", str(reference),
                     overrides=[o.replace("weight: 2.0", "weight: 3.0") for o in overrides], check=False)

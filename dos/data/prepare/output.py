@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,3 +42,16 @@ def finish(out: Path) -> None:
     staging = out / PARTIAL
     if staging.is_dir() and not any(staging.iterdir()):
         staging.rmdir()
+
+
+def convert_all(job: Callable[[Any], str], jobs: list, out: Path, workers: int, log: Callable[[str], None]) -> None:
+    """Run `job` on every entry of `jobs` (`workers` processes when > 1; `job` returns the room's name for the
+    log), then remove OUT/.partial."""
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for done, name in enumerate(pool.map(job, jobs), start=1):
+                log(f"[{done}/{len(jobs)}] {name}")
+    else:
+        for done, entry in enumerate(jobs, start=1):
+            log(f"[{done}/{len(jobs)}] {job(entry)}")
+    finish(out)

@@ -28,7 +28,6 @@ import importlib.resources
 import io
 import re
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ import yaml
 
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
-from dos.data.prepare.output import finish, room_done, write_room
+from dos.data.prepare.output import convert_all, room_done, write_room
 from dos.data.readers.files import has_dir, read_bytes, require_dir, sorted_names
 
 COLUMNS = 6
@@ -165,14 +164,7 @@ def prepare(raw: Path, out: Path, areas: list[str] | None = None, workers: int =
     rooms = find_rooms(raw, areas)
     jobs = [(raw, out, room, names, aliases, errata) for room in rooms if not room_done(out, room)]
     log(f"{len(rooms)} rooms ({len(rooms) - len(jobs)} already prepared)")
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for done, room in enumerate(pool.map(_job, jobs), start=1):
-                log(f"[{done}/{len(jobs)}] {room}")
-    else:
-        for done, job in enumerate(jobs, start=1):
-            log(f"[{done}/{len(jobs)}] {_job(job)}")
-    finish(out)
+    convert_all(_job, jobs, out, workers, log)
     return len(rooms)
 
 

@@ -33,14 +33,13 @@ import argparse
 import csv
 import io
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from dos.data.errors import DatasetError
 from dos.data.labels import IGNORE_INDEX, load_label_spec
-from dos.data.prepare.output import finish, room_done, write_room
+from dos.data.prepare.output import convert_all, room_done, write_room
 from dos.data.readers.files import has_dir, read_text, require_dir, require_file, sorted_names
 from dos.data.readers.ply import read_ply_triangles
 from dos.data.splits import load_split_lists, split_of
@@ -185,14 +184,7 @@ def prepare(raw: Path, out: Path, labels: Path | None = None, scenes: list[str] 
             jobs.append((folder, out, split, table, table_path))
     log(f"{len(folders)} scenes ({len(folders) - len(jobs)} already prepared): "
         + ", ".join(f"{split} {n}" for split, n in sorted(counts.items())))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for done, name in enumerate(pool.map(_job, jobs), start=1):
-                log(f"[{done}/{len(jobs)}] {name}")
-    else:
-        for done, job in enumerate(jobs, start=1):
-            log(f"[{done}/{len(jobs)}] {_job(job)}")
-    finish(out)
+    convert_all(_job, jobs, out, workers, log)
     return counts
 
 
