@@ -42,7 +42,8 @@ class SourceConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """The training / evaluation data: one dataset (format, root, reader_options, subsets), or with `sources`
-    several at once (joint pretraining); format, root and reader_options are then not read."""
+    several at once (joint pretraining, multi-source fine-tuning); format, root and reader_options are then
+    not read."""
 
     format: str = "synthetic-lidar"         # see `dos data summary --help` for the formats
     root: str = "data/mini/synthetic/synthetic-nuscenes"

@@ -9,7 +9,9 @@ fine-tuned on one dataset to another with the same classes:
     dos evaluate RUN --set data.format=parisluco3d --set data.root=data/parisluco3d --out RUN/transfer.json
 
 The other dataset must have the run's classes (same count, and the same names when the run's own dataset can
-still be opened): the model's outputs are read as the run's class ids.
+still be opened): the model's outputs are read as the run's class ids. A run trained on several datasets
+(`data.sources`) is evaluated on one with `--set data.sources=[]` besides data.format / root / reader_options
+(sources take precedence over them; evaluate refuses the ambiguous overrides rather than re-read the sources).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dos.engine.common import DataConfig
+    from dos.engine.segmentation import SegmentationRunConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +46,28 @@ def check_run(run_dir: Path) -> None:
             raise DosError(f"{run_dir / name}: missing; is {run_dir} a finished dos probe / finetune run?")
 
 
+SINGLE_DATASET_KEYS = ("data.format", "data.root", "data.reader_options")
+
+
+def describe_data(data: "DataConfig") -> str:
+    """The dataset(s) a DataConfig reads, for messages and records."""
+    if data.sources:
+        return "data.sources [" + ", ".join(f"{s.root} ({s.format})" for s in data.sources) + "]"
+    return f"{data.root} ({data.format})"
+
+
+def check_single_dataset_overrides(config: "SegmentationRunConfig", overrides: list[str]) -> None:
+    """Overrides that point at one dataset must not be shadowed by `data.sources` still set in the config."""
+    from dos.errors import DosError
+
+    keys = [item.split("=", 1)[0] for item in overrides]
+    shadowed = [key for key in keys if key.startswith(SINGLE_DATASET_KEYS)]
+    if config.data.sources and shadowed:
+        raise DosError(f"--set {shadowed[0]}: the run trained on {describe_data(config.data)}, which take "
+                       "precedence over data.format / data.root / data.reader_options; add --set data.sources=[] "
+                       "to evaluate on that one dataset")
+
+
 def load_trained_run(run_dir: Path, overrides: list[str] = ()):
     """(config as trained, config with `overrides`, the trained SegmentationModel in eval mode, model.pt's record)
     of a finished probe / finetune run; its model.pt is verified against the run's summary. Seeds torch as the
@@ -53,6 +82,7 @@ def load_trained_run(run_dir: Path, overrides: list[str] = ()):
     verified_output(run_dir / "model.pt")
     trained = load_config(SegmentationRunConfig, run_dir / "config.yaml")
     config = load_config(SegmentationRunConfig, run_dir / "config.yaml", list(overrides))
+    check_single_dataset_overrides(config, list(overrides))
     setup_torch(config.seed, config.train.num_threads)
     saved = load_torch(run_dir / "model.pt", "trained model")
     config = dataclasses.replace(config, head=dataclasses.replace(config.head, pretrained=None))
@@ -82,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or config.data.val_split
     dataset = open_split(config, split, labelled_subset=False)
     if dataset.num_classes != saved["num_classes"]:
-        raise DosError(f"{config.data.root} ({config.data.format}) has {dataset.num_classes} classes, the model of "
+        raise DosError(f"{describe_data(config.data)} has {dataset.num_classes} classes, the model of "
                        f"{run_dir} predicts {saved['num_classes']}: evaluate on a dataset with the run's classes")
     if args.overrides:
         try:
@@ -90,12 +120,14 @@ def run(args: argparse.Namespace) -> int:
         except DatasetError:
             own = None  # the run's own dataset is gone: the class count was checked above
         if own is not None and tuple(own) != tuple(dataset.class_names):
-            raise DosError(f"{config.data.root} ({config.data.format}) names its classes differently from the "
-                           f"run's dataset {trained.data.root}: {list(dataset.class_names)} vs {list(own)}")
+            raise DosError(f"{describe_data(config.data)} names its classes differently from the run's dataset "
+                           f"{describe_data(trained.data)}: {list(dataset.class_names)} vs {list(own)}")
     metrics = evaluate_model(model.to(device), dataset, config, device)
     metrics.update(split=split, fragments=config.eval.fragments, tta=config.eval.tta, run=str(run_dir))
     if args.overrides:
-        metrics.update(data_format=config.data.format, data_root=str(config.data.root), overrides=args.overrides)
+        where = ({"data_sources": [{"format": s.format, "root": s.root} for s in config.data.sources]}
+                 if config.data.sources else {"data_format": config.data.format, "data_root": str(config.data.root)})
+        metrics.update(**where, overrides=args.overrides)
     out = out or run_dir / f"metrics_{split}.json"
     write_json(out, metrics)
     print(f"[evaluate] {split}: mIoU {100 * metrics['miou']:.2f}  mAcc {100 * metrics['macc']:.2f}  "

@@ -72,14 +72,21 @@ def dataset(name, scale):
 
 
 def _source(part, joint, scale):
-    """One `data.sources` item of a joint set: the named dataset's format, root and reader options, with the
-    joint entry's weight, grid size and feature map."""
+    """One `data.sources` item of a joint set: the named dataset's format, root and reader options (with the
+    joint set's `options` over them, e.g. COLA's coarse labels), and the joint entry's weight, grid size and
+    feature map."""
     entry = dataset(part["dataset"], scale)
     if "sources" in entry:
         raise ValueError(f"config/config.yaml: scales.{scale}.datasets.{joint}: source {part['dataset']!r} is itself "
                          "a joint set")
-    return {"format": entry["format"], "root": entry["root"], "reader_options": dict(entry.get("options") or {}),
+    options = {**(entry.get("options") or {}), **(dataset(joint, scale).get("options") or {})}
+    return {"format": entry["format"], "root": entry["root"], "reader_options": options,
             **{key: part[key] for key in ("weight", "grid_size", "features") if key in part}}
+
+
+def is_joint(name, scale):
+    """Whether dataset `name` is a joint set (several datasets: data.sources)."""
+    return "sources" in dataset(name, scale)
 
 
 def data_overrides(name, scale):

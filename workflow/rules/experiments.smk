@@ -6,6 +6,7 @@
 #   finetune/<arch>/<data>/<subset>/scratch/seed<s>/              dos finetune from scratch (supervised baseline)
 #   probe/<arch>/<data>/<subset>/random/seed<s>/                  dos probe of a random frozen encoder (claims)
 #   transfer/<target>/<finetune run>/seed<s>/metrics.json         dos evaluate of a finetune run on <target> (Table 4)
+#                                                                 (<data> of a finetune run may be a joint set: cola)
 #   detect/<arch>/<data>/<subset>/<pdata>/<variant>/seed<s>/      dos detect (CenterPoint) from that encoder (Table 2)
 #   detect/<arch>/<data>/<subset>/scratch/seed<s>/                dos detect from scratch
 # <data>/<pdata>: keys of scales.<scale>.datasets; <subset>: full, scenes_<p>pct, points_<n>, shots_<k> (files of
@@ -129,8 +130,11 @@ def detect_scratch_job(w):
 
 
 def transfer_job(w):
-    """`dos evaluate` of a finetune run: its overrides apply to the run's saved config (see check_run_configs)."""
-    return "evaluate", None, [*data_overrides(w.target, w.scale),
+    """`dos evaluate` of a finetune run: its overrides apply to the run's saved config (see check_run_configs).
+    A run fine-tuned on a joint set (finetune/<arch>/<joint set>/...) drops its data.sources to read the target."""
+    trained_on = w.run.split("/")[2]
+    drop = ["data.sources=[]"] if is_joint(trained_on, w.scale) and not is_joint(w.target, w.scale) else []
+    return "evaluate", None, [*drop, *data_overrides(w.target, w.scale),
                               f"train.num_threads={resource('evaluate', 'threads', w.scale)}"]
 
 
