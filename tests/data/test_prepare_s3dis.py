@@ -45,7 +45,8 @@ def test_prepare_writes_the_pointcept_layout(raw, tmp_path, capsys):
     out = tmp_path / "out"
     assert prepare(raw, out, log=lambda *_: None) == 2
     room = out / "Area_1/office_1"
-    assert sorted(p.name for p in room.iterdir()) == ["color.npy", "coord.npy", "instance.npy", "segment.npy"]
+    assert sorted(p.name for p in room.iterdir()) == ["color.npy", "coord.npy", "instance.npy", "normal.npy",
+                                                      "segment.npy"]
     assert np.load(room / "segment.npy").dtype == np.int16 and np.load(room / "color.npy").dtype == np.uint8
     # Objects in file-name order: ceiling_1, chair_1, stairs_1, table_2.
     expected_points = np.concatenate([points(2, 1), points(3, 0), points(1, 2), points(4, 3)])
@@ -59,7 +60,9 @@ def test_prepare_writes_the_pointcept_layout(raw, tmp_path, capsys):
     assert [reader.label_spec.names[i] for i in scan.segment] == ["ceiling"] * 2 + ["chair"] * 3 + ["clutter"] + \
         ["table"] * 4
     assert scan.extra["instance"].tolist() == [0, 0, 1, 1, 1, 2, 3, 3, 3, 3]
-    assert scan.feat.shape == (10, 3)  # rgb: the release has no normals
+    assert scan.feat.shape == (10, 6)  # rgb, then the estimated normal
+    assert scan.extra["feat_names"] == ["r", "g", "b", "nx", "ny", "nz"]
+    assert np.array_equal(scan.feat[:, 3:], np.load(room / "normal.npy"))
 
     assert main(["data", "summary", str(out), "--format", "s3dis", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -10,10 +10,15 @@ OUT/Area_N/<room>/ gets the objects of the room in file-name order:
     color.npy    uint8 [N, 3]
     segment.npy  int16 [N]   the object's class among the 13 of dos/data/labels/s3dis.yaml
     instance.npy int16 [N]   the object's position in that order (0, 1, ...), as Pointcept numbers them
+    normal.npy   float32 [N, 3]   unit normals ESTIMATED from the points (dos/data/prepare/normals.py: PCA of
+                                  the --normal-neighbours nearest points, oriented towards the room's centre)
 
-No normal.npy: the release has none (Pointcept takes them from the separate 2D-3D-S meshes), so the reader
-gives 3 features (rgb) per point. No rotation is applied (Pointcept's default; its --align_angle is not
-reproduced).
+so the reader gives 6 features (rgb, then the normal, as for ScanNet) and the indoor models built for rgb + normal
+(Table 1's ScanNet-pretrained encoder) accept the rooms. The release has no normals: Pointcept takes them from
+the separate Stanford 2D-3D-S meshes (`preprocess_s3dis.py --parse_normal`), so rooms prepared here are close to,
+not byte-comparable with, Pointcept's S3DIS with normals. --no-normals writes no normal.npy (3 features, rgb).
+A room prepared without normal.npy is completed from its coord.npy when the command runs again with normals.
+No rotation is applied (Pointcept's default; its --align_angle is not reproduced).
 
 The raw release's conventions are data (s3dis_raw.yaml beside this module): class aliases (stairs ->
 clutter) and errata, the one known malformed line (Area_5/office_19/Annotations/ceiling_1.txt line 323474),
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import io
+import os
 import re
 import warnings
 from pathlib import Path
@@ -35,8 +41,10 @@ import yaml
 
 from dos.data.errors import DatasetError
 from dos.data.labels import load_label_spec
+from dos.data.prepare.normals import NEIGHBOURS, estimate_normals
 from dos.data.prepare.output import convert_all, room_done, write_room
-from dos.data.readers.files import has_dir, read_bytes, require_dir, sorted_names
+from dos.data.readers.files import has_dir, load_npy, read_bytes, require_dir, sorted_names
+from dos.errors import DosError
 
 COLUMNS = 6
 NOT_NUMERIC = re.compile(r"[^0-9+\-.eE \t]")
@@ -47,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="the output root: OUT/Area_N/<room>/*.npy")
     parser.add_argument("--areas", nargs="*", default=None, help="only these areas, e.g. Area_5 (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="rooms converted in parallel")
+    parser.add_argument("--normals", action=argparse.BooleanOptionalAction, default=True,
+                        help="write normal.npy, estimated from the points (not the 2D-3D-S mesh normals); "
+                             "--no-normals: rgb only, 3 features (default: normals)")
+    parser.add_argument("--normal-neighbours", type=int, default=NEIGHBOURS, metavar="K",
+                        help=f"neighbours of each point in the normal's PCA (default: {NEIGHBOURS})")
 
 
 def raw_conventions() -> tuple[dict[str, str], set[tuple[str, int]]]:
@@ -150,24 +163,52 @@ def find_rooms(raw: Path, areas: list[str] | None = None) -> list[str]:
     return rooms
 
 
-def _job(args: tuple[Path, Path, str, tuple[str, ...], dict, set]) -> str:
-    raw, out, room, names, aliases, errata = args
-    write_room(out, room, convert_room(raw, room, names, aliases, errata))
+def _job(args: tuple[Path, Path, str, tuple[str, ...], dict, set, int | None]) -> str:
+    raw, out, room, names, aliases, errata, neighbours = args
+    arrays = convert_room(raw, room, names, aliases, errata)
+    if neighbours:
+        arrays["normal"] = estimate_normals(arrays["coord"], neighbours)
+    write_room(out, room, arrays)
     return room
 
 
-def prepare(raw: Path, out: Path, areas: list[str] | None = None, workers: int = 1, log=print) -> int:
-    """Convert every room of RAW (or of `areas`) into OUT; returns the number of rooms."""
+def _add_normals(args: tuple[Path, str, int]) -> str:
+    """normal.npy for a room prepared without it, from its coord.npy (written beside, then renamed in)."""
+    out, room, neighbours = args
+    folder = out / room
+    coord = load_npy(folder / "coord.npy", "coordinates", 3)
+    partial = folder / "normal.npy.partial"
+    try:
+        with open(partial, "wb") as handle:
+            np.save(handle, estimate_normals(coord, neighbours))
+        os.replace(partial, folder / "normal.npy")
+    except OSError as error:
+        raise DatasetError(f"{folder / 'normal.npy'}: cannot write ({error.strerror or error})") from None
+    return f"{room} (normals added)"
+
+
+def prepare(raw: Path, out: Path, areas: list[str] | None = None, workers: int = 1, log=print,
+            normals: bool = True, neighbours: int = NEIGHBOURS) -> int:
+    """Convert every room of RAW (or of `areas`) into OUT; returns the number of rooms. With `normals`, rooms
+    already prepared without normal.npy get it."""
     require_dir(raw, "S3DIS download")
+    if normals and neighbours < 3:
+        raise DosError(f"--normal-neighbours {neighbours}: a normal needs at least 3 neighbours per point")
     names = load_label_spec("s3dis").names
     aliases, errata = raw_conventions()
     rooms = find_rooms(raw, areas)
-    jobs = [(raw, out, room, names, aliases, errata) for room in rooms if not room_done(out, room)]
-    log(f"{len(rooms)} rooms ({len(rooms) - len(jobs)} already prepared)")
+    done = [room for room in rooms if room_done(out, room)]
+    jobs = [(raw, out, room, names, aliases, errata, neighbours if normals else None)
+            for room in rooms if not room_done(out, room)]
+    missing = [(out, room, neighbours) for room in done if normals and not (out / room / "normal.npy").is_file()]
+    log(f"{len(rooms)} rooms ({len(done)} already prepared"
+        + (f", {len(missing)} of them without normals)" if missing else ")"))
+    if missing:
+        convert_all(_add_normals, missing, out, workers, log)
     convert_all(_job, jobs, out, workers, log)
     return len(rooms)
 
 
 def run(args: argparse.Namespace) -> int:
-    prepare(args.raw, args.out, args.areas, args.workers)
+    prepare(args.raw, args.out, args.areas, args.workers, normals=args.normals, neighbours=args.normal_neighbours)
     return 0
