@@ -3,6 +3,7 @@ a sphere), written as raw annotation files -> `dos data prepare s3dis` -> the s3
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,9 @@ def test_chunks_repeated_points_and_tiny_rooms():
         assert normals.shape == (n, 3) and np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
     with pytest.raises(DosError, match="at least 3 neighbours"):
         estimate_normals(plane, 2)
+
+
+def test_without_scipy_the_error_says_how_to_go_on(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.spatial", None)  # import scipy.spatial -> ImportError
+    with pytest.raises(DosError, match=r"needs scipy .*--no-normals"):
+        estimate_normals(np.zeros((4, 3), np.float32))
