@@ -42,6 +42,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("visualize", "pca"), "dos.report.visualize.pca", "PCA colours (RGB) of a frozen encoder's full-resolution features on one scene"),
     (("visualize", "prototypes"), "dos.report.visualize.prototypes", "prototype activation maps (teacher softmaps, argmax prototype) of a pretraining run on one scene"),
     (("visualize", "predictions"), "dos.report.visualize.predictions", "a probe / finetune run's predictions against the ground truth on one scene, errors highlighted"),
+    (("visualize", "boxes"), "dos.report.visualize.boxes", "a dos detect run's predicted boxes against the ground truth on one scene, bird's-eye view"),
     (("visualize", "figure4"), "dos.report.visualize.figure4", "the paper's Figure 4: Zipf class frequencies and alpha 1.3 vs alpha 0 prototype maps"),
     (("visualize", "figure5"), "dos.report.visualize.figure5", "the paper's Figure 5: ground truth and zero-shot predictions on an unseen-domain scene"),
 ]

@@ -100,3 +100,25 @@ def test_detect_starts_from_a_pretrained_encoder(smoke_data, tmp_path):  # noqa:
     bad = run_dos("detect", str(DETECT), "--out", str(tmp_path / "bad"), check=False,
                   overrides=tiny_detect_overrides(smoke_data, **{"detector.in_channels": "5"}))
     assert bad.returncode == 2 and "detector.in_channels 5" in bad.stderr
+
+
+def test_box_corners_follow_the_yaw():
+    import numpy as np
+
+    from dos.report.visualize.boxes import box_corners
+
+    corners = box_corners(np.array([[10.0, 5.0, 0.0]]), np.array([[2.0, 4.0, 1.5]]), np.array([np.pi / 2]))[0]
+    # length 4 along +y (yaw 90 deg), width 2 along x: corners at x 9..11, y 3..7; the first two are the front
+    np.testing.assert_allclose(np.sort(corners[:, 0]), [9, 9, 11, 11], atol=1e-12)
+    np.testing.assert_allclose(np.sort(corners[:, 1]), [3, 3, 7, 7], atol=1e-12)
+    assert corners[[0, 3], 1].mean() == pytest.approx(7.0)
+
+
+def test_the_bev_figure_of_a_detect_run_is_byte_reproducible(scratch_run, tmp_path):
+    args = ["visualize", "boxes", str(scratch_run), "--min-score", "0"]
+    run_dos(*args, "--out", str(tmp_path / "a.png"))
+    run_dos(*args, "--out", str(tmp_path / "b.png"))
+    first = (tmp_path / "a.png").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and first == (tmp_path / "b.png").read_bytes()
+    missing = run_dos("visualize", "boxes", str(tmp_path), "--out", str(tmp_path / "c.png"), check=False)
+    assert missing.returncode == 2 and "config.yaml: not found" in missing.stderr

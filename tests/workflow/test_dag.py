@@ -26,7 +26,7 @@ from tests.workflow._helpers import REPO_ROOT, copy_tree, environment, run, snak
 TABLES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 FIGURES = ["figure1_linear_probing", "table5_ablation", "table6_label_efficiency", "table7_label_efficiency",
            "table8_alpha_sweep",
-           "table10_prototypes", "synthetic_lidar_frequency", "figure4", "figure5", "pca"]
+           "table10_prototypes", "synthetic_lidar_frequency", "figure4", "figure5", "pca", "detection_bev"]
 # Jobs per seed of `all_tables`. pretrain: nuScenes 16 (default, 5 Table 5 variants, 9 more of Table 10,
 # no_crossview) + SPUNet 2 (Table 12) + Waymo 2 + SemanticKITTI 1 + ScanNet 20 (default, 8 alphas, 10 more of
 # Table 10, no_crossview) + the joint nuskwa 1 (Table 3's Nu-SK-Wa, Table 1's DOS*: probed and fine-tuned on each of

@@ -20,7 +20,7 @@ import yaml
 from tests.workflow._helpers import copy_tree, environment, run, snakemake
 
 LOCAL = {"all", "all_tables", "table", "claims", "table_claims", "configured_table", "figure", "report", "report_full",
-         "label_subsets", "synthetic_figures", "figure4", "figure5", "pca_figure"}
+         "label_subsets", "synthetic_figures", "figure4", "figure5", "pca_figure", "detection_bev"}
 SUBMITTED = {"bench_objective", "synthetic_benchmark", "pretrain", "distill", "probe", "finetune",
              "finetune_scratch", "probe_random", "transfer", "detect", "detect_scratch"}
 

@@ -6,16 +6,18 @@
 #   figure5.png  ground truth, supervised and DOS predictions of SemanticKITTI fine-tunings on a ParisLuco3D scene
 #                (zero-shot: the runs of Table 4's transfer jobs)
 #   pca.png      PCA colours of the DOS encoder's full-resolution features on one nuScenes validation scene
+#   detection_bev.png  Table 2's CenterPoint from the DOS encoder: predicted vs ground-truth boxes, bird's-eye view
 # Each job is one forward pass over one scene: they run where snakemake runs.
 
 # name -> the tables whose runs it draws; the report shows it when those tables are in the report
-VISUALS = {"figure4": [5], "pca": [5], "figure5": [4]}
+VISUALS = {"figure4": [5], "pca": [5], "figure5": [4], "detection_bev": [2]}
 
 
 localrules:
     figure4,
     figure5,
     pca_figure,
+    detection_bev,
 
 
 def visuals_for(tables):
@@ -99,3 +101,15 @@ rule pca_figure:
         "logs/{scale}/figures/pca.log",
     shell:
         "dos visualize pca {input.encoder} --out {output} > {log} 2>&1"
+
+
+rule detection_bev:
+    input:
+        lambda w: RUNS["detect"].format(scale=w.scale, arch="ptv3", data="nuscenes", subset="full", pdata="nuscenes",
+                                        variant="dos_det", seed=_first_seed(w.scale)),
+    output:
+        "reports/{scale}/figures/detection_bev.png",
+    log:
+        "logs/{scale}/figures/detection_bev.log",
+    shell:
+        "dos visualize boxes $(dirname {input}) --out {output} > {log} 2>&1"
