@@ -93,7 +93,7 @@ def data_overrides(name, scale):
     entry = dataset(name, scale)
     if "sources" in entry:
         sources = [_source(part, name, scale) for part in entry["sources"]]
-        return ["data.sources=" + yaml.safe_dump(sources, default_flow_style=True, width=10**6).strip()]
+        return [f"data.sources={yaml.safe_dump(sources, default_flow_style=True, width=10**6).strip()}"]
     items = [f"data.format={entry['format']}", f"data.root={entry['root']}"]
     items += [f"data.reader_options.{k}={v}" for k, v in (entry.get("options") or {}).items()]
     return items
