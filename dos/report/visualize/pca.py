@@ -5,7 +5,6 @@ components as RGB (robustly scaled), as Sonata's demo draws them; beside the gro
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
