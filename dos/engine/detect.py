@@ -15,6 +15,7 @@ per-class APs and TP errors) besides the records every training command writes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -77,8 +78,6 @@ class DetectionModel(nn.Module):
         if detector.in_channels not in (0, width):
             raise ValueError(f"detector.in_channels {detector.in_channels}: the backbone's up-cast features of "
                              f"stage {feature_stage} have {width} channels (leave it 0)")
-        import dataclasses
-
         self.detector = CenterPoint(dataclasses.replace(detector, in_channels=width))
 
     def forward(self, coord, feat, grid_coord, offset) -> list[dict[str, torch.Tensor]]:

@@ -314,7 +314,8 @@ def render_markdown(frame, scale: str) -> str:
     counts = frame["verdict"].value_counts()
     summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
     parts = [f"### The paper's claims (scale {scale})", "",
-             f"{summary}. Differences in points (%) of the claim's metric (mIoU, or NDS / mAP for Table 2); {METHOD} (paired by seed). *reproduced*: the interval "
+             f"{summary}. Differences in points (%) of the claim's metric (mIoU, or NDS / mAP for Table 2); "
+             f"{METHOD} (paired by seed). *reproduced*: the interval "
              "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0.", ""]
     if scale_note(scale):
         parts += [f"> **Note.** {scale_note(scale)}", ""]

@@ -39,7 +39,7 @@ def box_corners(center: np.ndarray, size: np.ndarray, yaw: np.ndarray) -> np.nda
     return np.einsum("mij,mkj->mki", rot, local) + center[:, None, :2]
 
 
-def _predicted(run: Path, token: str, min_score: float):
+def _predicted(run: Path, token: str, min_score: float) -> "Boxes":
     from dos.data.boxes import DETECTION_CLASSES, Boxes, quaternion_to_yaw
 
     path = run / "predictions.json"
@@ -53,14 +53,14 @@ def _predicted(run: Path, token: str, min_score: float):
         raise DosError(f"{path}: no predictions for scene {token!r}")
     kept = [b for b in results[token] if b["detection_score"] >= min_score]
     if not kept:
-        return Boxes.empty(), np.zeros(0)
+        return Boxes.empty()
     boxes = Boxes(np.array([b["translation"] for b in kept]), np.array([b["size"] for b in kept]),
                   quaternion_to_yaw(np.array([b["rotation"] for b in kept])),
                   np.array([DETECTION_CLASSES.index(b["detection_name"]) for b in kept]))
-    return boxes, np.array([b["detection_score"] for b in kept])
+    return boxes
 
 
-def draw(coord: np.ndarray, truth, predicted, scores: np.ndarray, title: str, half: float, out: Path) -> Path:
+def draw(coord: np.ndarray, truth, predicted, title: str, half: float, out: Path) -> Path:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Polygon
 
@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
     token = str(sample["name"])
     if "boxes" not in sample:
         raise DosError(f"{data.root}: scene {token} has no 3D boxes")
-    predicted, scores = _predicted(run_dir, token, args.min_score)
+    predicted = _predicted(run_dir, token, args.min_score)
     truth = sample["boxes"]
     title = (f"{token} ({data.val_split}): {len(predicted)} predictions scored >= {args.min_score:g} (black), "
              f"{len(truth)} ground-truth boxes (class colours)\n{run_dir}")
-    print(draw(sample["coord"].numpy(), truth, predicted, scores, title, args.range, Path(args.out)))
+    print(draw(sample["coord"].numpy(), truth, predicted, title, args.range, Path(args.out)))
     return 0
