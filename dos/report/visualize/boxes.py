@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dos.data.boxes import Boxes
 from dos.errors import DosError
 
 
@@ -39,8 +40,8 @@ def box_corners(center: np.ndarray, size: np.ndarray, yaw: np.ndarray) -> np.nda
     return np.einsum("mij,mkj->mki", rot, local) + center[:, None, :2]
 
 
-def _predicted(run: Path, token: str, min_score: float) -> "Boxes":
-    from dos.data.boxes import DETECTION_CLASSES, Boxes, quaternion_to_yaw
+def _predicted(run: Path, token: str, min_score: float) -> Boxes:
+    from dos.data.boxes import DETECTION_CLASSES, quaternion_to_yaw
 
     path = run / "predictions.json"
     if not path.is_file():
