@@ -178,18 +178,21 @@ class DOSPretrainer(nn.Module):
         else:
             loss = 2.0 * loss_same
         with torch.no_grad():
-            # argmax of the cosines = argmax of the logits (a positive temperature)
-            scores = t_logits if t_logits is not None else take_rows(t_embed, t_same) @ t_protos.t()
-            usage = torch.bincount(scores.argmax(1), minlength=t_protos.shape[0]).double()
-            p = usage / usage.sum().clamp_min(1)
-            entropy = -torch.special.xlogy(p, p).sum()
+            if t_logits is not None:
+                # Regression (no logits) trains no prototypes: the argmax over its untouched random prototypes
+                # would say where the embeddings point, not how prototypes are used, so it records none (its
+                # collapse statistic is the effective rank).
+                usage = torch.bincount(t_logits.argmax(1), minlength=t_protos.shape[0]).double()
+                p = usage / usage.sum().clamp_min(1)
+                entropy = -torch.special.xlogy(p, p).sum()
+                stats.update(prototype_entropy=entropy,
+                             prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])
             if diagnostics:
                 t_supervised = take_rows(t_embed, t_same)
                 stats["effective_rank"] = effective_rank(t_supervised)
                 stats["softmap_entropy"], stats["softmap_entropy_fraction"] = softmap_entropy(
-                    scores if t_logits is not None else t_supervised @ (t_protos / teacher_temp).t(),
+                    t_logits if t_logits is not None else t_supervised @ (t_protos / teacher_temp).t(),
                     unit_cloud[rows])
         loss = loss + poison
-        stats.update(loss=loss.detach(), prototype_entropy=entropy,
-                     prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])
+        stats["loss"] = loss.detach()
         return loss, stats

@@ -77,3 +77,19 @@ def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
     assert row["prototype_entropy"] == pytest.approx(0.0, abs=1e-6)
     assert row["softmap_entropy_fraction"] == pytest.approx(1.0, abs=1e-5)
     assert len(collapse_problems(row, CollapseConfig())) == 2
+
+
+def test_regression_records_no_prototype_usage_and_is_guarded_by_rank():
+    """Regression trains no prototypes: an argmax over its random prototypes is not a usage statistic."""
+    torch.manual_seed(0)
+    batch = _batch("observable")
+    model = DOSPretrainer(ToyEncoder(batch.feat.shape[1]).train(),
+                          DistillConfig(mode="observable", cross_view=True, cross_view_radius=0.4, head_hidden=32,
+                                        head_dim=8, num_prototypes=16), TargetConfig("regression"))
+    _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
+    assert "prototype_entropy" not in stats and stats["effective_rank"] > 2.0
+    with torch.no_grad():
+        model.teacher["head"].net[-1].weight.zero_()
+    _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
+    problems = collapse_problems({k: float(v) for k, v in stats.items()}, CollapseConfig())
+    assert len(problems) == 1 and "min_effective_rank" in problems[0]
