@@ -23,7 +23,8 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _pretrained_folder(run: Path, base: Path) -> Path | None:
+def pretrained_folder(run: Path, base: Path) -> Path | None:
+    """The run folder of the encoder `run` (a probe / finetune folder) started from (None: none)."""
     try:
         config = yaml.safe_load((run / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
@@ -50,7 +51,7 @@ def run_budget(metrics_path: str | Path, base: str | Path = ".") -> str:
     if "total_steps" not in own:
         return ""
     parts = []
-    folder = _pretrained_folder(run, base)
+    folder = pretrained_folder(run, base)
     if folder is not None:
         pretrained = _json(folder / "provenance.json")
         if "total_steps" in pretrained:

@@ -236,10 +236,12 @@ def read_metric(path: str | Path, key: str) -> float:
 def build_table(spec: dict[str, Any], base: str | Path = ".") -> "pd.DataFrame":
     """One row per cell of the paper's table: the mean and sample std (ddof=1) over the runs of each
     spec cell, the paper's value and diff = reproduced_mean - paper. Relative run paths start at `base`.
-    A cell's note ends with the training budget its runs recorded (dos/report/budget.py)."""
+    A cell's note ends with the training budget its runs recorded (dos/report/budget.py) and its encoders'
+    collapse record (dos/report/health.py)."""
     import pandas as pd
 
     from dos.report.budget import budget_note
+    from dos.report.health import collapse_note
 
     table, scale = spec["table"], spec["scale"]
     paper = paper_numbers()
@@ -275,7 +277,8 @@ def build_table(spec: dict[str, Any], base: str | Path = ".") -> "pd.DataFrame":
         mean = math.fsum(values) / len(values) if values else math.nan
         std = statistics.stdev(values) if len(values) > 1 else math.nan
         note = NOTE_SEPARATOR.join(text for text in [scale_note(scale), *cell_notes(spec, key),
-                                                     budget_note(runs, base)] if text)
+                                                     budget_note(runs, base), collapse_note(runs, base)]
+                                if text)
         records.append({"table": table, **dict(zip(KEY, key)), "scale": scale, "n_seeds": len(values),
                         "reproduced_mean": mean, "reproduced_std": std, "paper": paper_value,
                         "diff": mean - paper_value, "runs": ";".join(runs), "note": note})
