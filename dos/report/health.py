@@ -62,23 +62,25 @@ def pretraining_health(folder: str | Path) -> PretrainingHealth | None:
     return PretrainingHealth(folder, lowest("prototype_entropy"), lowest("effective_rank"), problems)
 
 
-def _lowest(values: list[float]) -> str:
+def _lowest(values: list[float], unit: str) -> str:
     finite = [v for v in values if not math.isnan(v)]
-    return f"{min(finite):.2f}" if finite else "n/a"
+    return f"{min(finite):.2f}{unit}" if finite else "none recorded"
 
 
 def collapse_note(runs: list[str], base: str | Path = ".") -> str:
-    """e.g. 'collapse guard: 0 of 3 encoders flagged (lowest usage entropy 1.49 nats, lowest effective rank
-    15.2)' for the encoders the cell's runs started from ('' when none was pretrained here)."""
+    """e.g. 'collapse guard, dos: 0 of 3 encoders flagged (lowest usage entropy 1.49 nats, lowest effective rank
+    15.24)' for the encoders the cell's runs started from ('' when none was pretrained here)."""
     base = Path(base)
-    folders = list(dict.fromkeys(f for f in (pretrained_folder((base / run).parent, base) for run in runs) if f is not None))
+    folders = list(dict.fromkeys(f for f in (pretrained_folder((base / run).parent, base) for run in runs)
+                                 if f is not None))
     health = [h for h in (pretraining_health(folder) for folder in folders) if h is not None]
     if not health:
         return ""
     flagged = [h for h in health if h.problems]
-    text = (f"collapse guard: {len(flagged)} of {len(health)} encoders flagged (lowest usage entropy "
-            f"{_lowest([h.min_prototype_entropy for h in health])} nats, lowest effective rank "
-            f"{_lowest([h.min_effective_rank for h in health])})")
+    names = ", ".join(dict.fromkeys(h.folder.parent.name for h in health))  # the runs' variant folders
+    text = (f"collapse guard, {names}: {len(flagged)} of {len(health)} encoders flagged (lowest usage entropy "
+            f"{_lowest([h.min_prototype_entropy for h in health], ' nats')}, lowest effective rank "
+            f"{_lowest([h.min_effective_rank for h in health], '')})")
     for h in flagged:
         text += f"; {'/'.join(h.folder.parts[-2:])}: {h.problems[0]}"
     return text

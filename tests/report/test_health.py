@@ -34,10 +34,10 @@ def test_the_note_counts_flagged_encoders_and_gives_the_lowest_values(tmp_path):
     _probe(tmp_path / "runs/probe/dos/seed1", "runs/pretrain/dos/seed1/encoder.pt")
     runs = ["runs/probe/dos/seed0/metrics.json", "runs/probe/dos/seed1/metrics.json"]
     note = collapse_note(runs, tmp_path)
-    assert note.startswith("collapse guard: 1 of 2 encoders flagged (lowest usage entropy 0.30 nats, lowest "
+    assert note.startswith("collapse guard, dos: 1 of 2 encoders flagged (lowest usage entropy 0.30 nats, lowest "
                            "effective rank 12.00)")
     assert "dos/seed1: step 1: prototype usage entropy 0.590" in note  # the first step below the threshold
-    assert collapse_note(runs[:1], tmp_path) == ("collapse guard: 0 of 1 encoders flagged (lowest usage entropy "
+    assert collapse_note(runs[:1], tmp_path) == ("collapse guard, dos: 0 of 1 encoders flagged (lowest usage entropy "
                                                  "1.50 nats, lowest effective rank 15.20)")
 
 
@@ -51,6 +51,12 @@ def test_the_run_own_thresholds_decide_and_regression_is_judged_by_rank(tmp_path
     off = tmp_path / "runs/pretrain/off/seed0"
     _pretraining(off, [{"step": 0, "effective_rank": 1.5}], {"on_collapse": "off"})
     assert pretraining_health(off).problems == []
+    (tmp_path / "runs/probe/regression/seed0").mkdir(parents=True)
+    (tmp_path / "runs/probe/regression/seed0/config.yaml").write_text(
+        yaml.safe_dump({"head": {"pretrained": "runs/pretrain/regression/seed0"}}))
+    assert collapse_note(["runs/probe/regression/seed0/metrics.json"], tmp_path).startswith(
+        "collapse guard, regression: 1 of 1 encoders flagged (lowest usage entropy none recorded, lowest effective "
+        "rank 1.50); regression/seed0: step 1:")
 
 
 def test_cells_without_a_pretrained_encoder_say_nothing(tmp_path):
