@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from dos.errors import DosError
 from dos.report.budget import pretrained_folder
 
 
@@ -34,7 +35,10 @@ def _thresholds(folder: Path):
     except (OSError, yaml.YAMLError):
         config = {}
     section = config.get("diagnostics") if isinstance(config, dict) else None
-    return CollapseConfig(**section) if isinstance(section, dict) else CollapseConfig()
+    try:
+        return CollapseConfig(**section) if isinstance(section, dict) else CollapseConfig()
+    except (TypeError, ValueError) as error:
+        raise DosError(f"{folder / 'config.yaml'}: diagnostics: {error}") from None
 
 
 def pretraining_health(folder: str | Path) -> PretrainingHealth | None:
@@ -47,6 +51,8 @@ def pretraining_health(folder: str | Path) -> PretrainingHealth | None:
             rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
     except OSError:
         return None
+    except ValueError as error:
+        raise DosError(f"{folder / 'history.csv'}: not a history of numbers ({error})") from None
     thresholds = _thresholds(folder)
     problems: list[str] = []
     for row in rows:

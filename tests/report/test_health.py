@@ -2,7 +2,10 @@
 
 import csv
 
+import pytest
 import yaml
+
+from dos.errors import DosError
 
 from dos.report.health import collapse_note, pretraining_health
 
@@ -64,3 +67,14 @@ def test_cells_without_a_pretrained_encoder_say_nothing(tmp_path):
     assert collapse_note(["runs/probe/random/seed0/metrics.json"], tmp_path) == ""
     _probe(tmp_path / "runs/probe/gone/seed0", "runs/pretrain/missing/seed0")
     assert collapse_note(["runs/probe/gone/seed0/metrics.json"], tmp_path) == ""
+
+
+def test_a_broken_record_is_named(tmp_path):
+    folder = tmp_path / "runs/pretrain/dos/seed0"
+    _pretraining(folder, [{"step": 0, "prototype_entropy": "lots"}])
+    with pytest.raises(DosError, match=r"seed0/history.csv: not a history of numbers"):
+        pretraining_health(folder)
+    other = tmp_path / "runs/pretrain/dos/seed1"
+    _pretraining(other, [{"step": 0, "prototype_entropy": 2.0}], {"min_usage": 1.0})
+    with pytest.raises(DosError, match=r"seed1/config.yaml: diagnostics"):
+        pretraining_health(other)
