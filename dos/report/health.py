@@ -8,7 +8,6 @@ without saying so. Cells whose runs start from no pretrained encoder (scratch, r
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +42,14 @@ def _thresholds(folder: Path):
 
 def pretraining_health(folder: str | Path) -> PretrainingHealth | None:
     """The collapse record of one pretraining run folder (None when it has no history.csv)."""
+    from dos.engine.loop import History
     from dos.pretrain.diagnostics import collapse_problems
 
     folder = Path(folder)
-    try:
-        with open(folder / "history.csv", newline="") as handle:
-            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
-    except OSError:
+    if not (folder / "history.csv").is_file():
         return None
+    try:
+        rows = History(folder / "history.csv").rows  # the reader the training loop resumes from
     except ValueError as error:
         raise DosError(f"{folder / 'history.csv'}: not a history of numbers ({error})") from None
     thresholds = _thresholds(folder)

@@ -55,10 +55,9 @@ def _predicted(run: Path, token: str, min_score: float) -> Boxes:
     kept = [b for b in results[token] if b["detection_score"] >= min_score]
     if not kept:
         return Boxes.empty()
-    boxes = Boxes(np.array([b["translation"] for b in kept]), np.array([b["size"] for b in kept]),
-                  quaternion_to_yaw(np.array([b["rotation"] for b in kept])),
-                  np.array([DETECTION_CLASSES.index(b["detection_name"]) for b in kept]))
-    return boxes
+    return Boxes(np.array([b["translation"] for b in kept]), np.array([b["size"] for b in kept]),
+                 quaternion_to_yaw(np.array([b["rotation"] for b in kept])),
+                 np.array([DETECTION_CLASSES.index(b["detection_name"]) for b in kept]))
 
 
 def draw(coord: np.ndarray, truth, predicted, title: str, half: float, out: Path) -> Path:
@@ -78,7 +77,7 @@ def draw(coord: np.ndarray, truth, predicted, title: str, half: float, out: Path
                                       truth.num_points):
         ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor=colour[int(label)], linewidth=1.4,
                              linestyle="--" if points == 0 else "-"))
-    for corners, box in zip(box_corners(predicted.center, predicted.size, predicted.yaw), range(len(predicted))):
+    for box, corners in enumerate(box_corners(predicted.center, predicted.size, predicted.yaw)):
         ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor="black", linewidth=0.8))
         front = corners[[0, 3]].mean(0)
         ax.plot([predicted.center[box, 0], front[0]], [predicted.center[box, 1], front[1]], color="black",
