@@ -30,7 +30,7 @@ RUN_FILES = frozenset({"run.json", "config.yaml", "provenance.json", "history.cs
                        "encoder.pt", "model.pt", "predictions.json", "metrics.json", "summary.json"})
 # Keys that cannot change what a run computes: resuming with other values is the same run.
 RESULT_NEUTRAL_KEYS = ("train.num_workers", "train.num_threads", "train.log_every", "train.checkpoint_every",
-                       "diagnostics.min_prototype_entropy", "diagnostics.min_effective_rank",
+                       "diagnostics.min_usage_fraction", "diagnostics.min_effective_rank",
                        "diagnostics.on_collapse",
                        "data.cache")
 

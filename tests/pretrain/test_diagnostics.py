@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dos.objectives.targets import TargetConfig
-from dos.pretrain.diagnostics import CollapseConfig, collapse_problems, effective_rank, softmap_entropy
+from dos.pretrain.diagnostics import (CollapseConfig, assignment_usage, collapse_problems, effective_rank,
+                                     prototype_usage, softmap_entropy)
 from dos.pretrain.model import DistillConfig, DOSPretrainer
 from tests.pretrain.test_pipeline import _batch
 from tests.pretrain.toy_encoder import ToyEncoder
@@ -35,16 +36,45 @@ def test_softmap_entropy_is_ln_n_for_constant_logits_and_small_for_peaked_ones()
 
 
 def test_collapse_thresholds_and_actions():
-    config = CollapseConfig(min_prototype_entropy=1.0, min_effective_rank=2.0)
-    assert collapse_problems({"prototype_entropy": 3.0, "effective_rank": 10.0}, config) == []
-    assert collapse_problems({"prototype_entropy": 3.0}, config) == []  # a row without the SVD diagnostics
-    problems = collapse_problems({"prototype_entropy": 0.5, "effective_rank": 1.0}, config)
-    assert len(problems) == 2 and "min_prototype_entropy" in problems[0] and "min_effective_rank" in problems[1]
-    assert collapse_problems({"prototype_entropy": 0.5}, CollapseConfig(on_collapse="off")) == []
+    config = CollapseConfig(min_usage_fraction=0.15, min_effective_rank=2.0)
+    assert collapse_problems({"assignment_entropy_fraction": 0.5, "effective_rank": 10.0}, config) == []
+    assert collapse_problems({"assignment_entropy_fraction": 0.5}, config) == []  # a row without the SVD
+    # the raw-logit usage is recorded for reference only: the guard reads the assignments
+    assert collapse_problems({"assignment_entropy_fraction": 0.5, "prototype_entropy": 0.0}, config) == []
+    problems = collapse_problems({"assignment_entropy_fraction": 0.1, "assignment_entropy": 0.7,
+                                  "effective_rank": 1.0}, config)
+    assert len(problems) == 2 and "min_usage_fraction" in problems[0] and "min_effective_rank" in problems[1]
+    assert "(0.700 nats)" in problems[0]
+    assert collapse_problems({"assignment_entropy_fraction": 0.1}, CollapseConfig(on_collapse="off")) == []
     with pytest.raises(ValueError, match="on_collapse"):
         CollapseConfig(on_collapse="panic")
     with pytest.raises(ValueError, match="min_effective_rank"):
         CollapseConfig(min_effective_rank=-1.0)
+
+
+def test_assignment_usage_ignores_per_prototype_offsets_that_a_softmap_cannot_see():
+    """A softmap loss normalises each prototype over the points, so adding a constant to one prototype's logits
+    changes nothing it trains on. The raw argmax then sends every point to that prototype; the Sinkhorn
+    assignments (converged) do not move, so the guard does not mistake it for collapse."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(8, 16, generator=g), dim=1)
+    embed = torch.nn.functional.normalize(centres.repeat_interleave(50, 0) + 0.1 * torch.randn(400, 16, generator=g),
+                                          dim=1)
+    logits = embed @ (centres / 0.1).t()
+    clouds = torch.tensor([200, 400])
+    shifted = logits.clone()
+    shifted[:, 3] += 30.0
+    target = TargetConfig("softmap", zipf_alpha=0.0, sinkhorn_iters=100)
+    entropy, fraction = assignment_usage(logits, target, clouds)
+    assert entropy == pytest.approx(math.log(8), rel=1e-3)          # 8 prototypes, equally used
+    assert fraction == pytest.approx(math.log(8) / math.log(8), rel=1e-3)
+    assert assignment_usage(shifted, target, clouds)[0] == pytest.approx(float(entropy), rel=1e-3)
+    assert prototype_usage(logits) == pytest.approx(math.log(8), rel=1e-3)
+    assert prototype_usage(shifted) == pytest.approx(0.0, abs=1e-9)  # the raw argmax piles onto prototype 3
+    # the fraction is relative to the prior the plan is held to: a Zipf prior concentrates usage on purpose
+    zipf = TargetConfig("clustering", zipf_alpha=3.0, sinkhorn_iters=100)
+    entropy, fraction = assignment_usage(torch.zeros(400, 8), zipf, clouds)  # constant logits: collapse
+    assert entropy == pytest.approx(0.0, abs=1e-9) and fraction == pytest.approx(0.0, abs=1e-9)
 
 
 def _pretrainer(seed: int) -> tuple[DOSPretrainer, object]:
@@ -60,7 +90,8 @@ def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
     model, batch = _pretrainer(0)
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
     row = {k: float(v) for k, v in stats.items()}
-    assert row["effective_rank"] > 2.0 and row["prototype_entropy"] > 1.0
+    assert row["effective_rank"] > 2.0 and row["prototype_entropy"] > 1.0 and row["assignment_entropy"] > 1.0
+    assert 0 < row["assignment_entropy_fraction"] <= 1.0 + 1e-6
     assert 0 < row["softmap_entropy_fraction"] < 1
     assert collapse_problems(row, CollapseConfig()) == []
     _, plain = model(batch, student_temp=0.1, teacher_temp=0.05)
@@ -75,6 +106,7 @@ def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
     row = {k: float(v) for k, v in stats.items()}
     assert row["effective_rank"] == pytest.approx(1.0, abs=1e-3)
     assert row["prototype_entropy"] == pytest.approx(0.0, abs=1e-6)
+    assert row["assignment_entropy"] == pytest.approx(0.0, abs=1e-6)
     assert row["softmap_entropy_fraction"] == pytest.approx(1.0, abs=1e-5)
     assert len(collapse_problems(row, CollapseConfig())) == 2
 
@@ -87,7 +119,7 @@ def test_regression_records_no_prototype_usage_and_is_guarded_by_rank():
                           DistillConfig(mode="observable", cross_view=True, cross_view_radius=0.4, head_hidden=32,
                                         head_dim=8, num_prototypes=16), TargetConfig("regression"))
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
-    assert "prototype_entropy" not in stats and stats["effective_rank"] > 2.0
+    assert "prototype_entropy" not in stats and "assignment_entropy" not in stats and stats["effective_rank"] > 2.0
     with torch.no_grad():
         model.teacher["head"].net[-1].weight.zero_()
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)

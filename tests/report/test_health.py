@@ -18,7 +18,7 @@ def _pretraining(folder, rows, diagnostics=None):
         writer.writeheader()
         writer.writerows(rows)
     (folder / "config.yaml").write_text(yaml.safe_dump({"diagnostics": diagnostics or {
-        "min_prototype_entropy": 1.0, "min_effective_rank": 2.0, "on_collapse": "warn"}}))
+        "min_usage_fraction": 0.15, "min_effective_rank": 2.0, "on_collapse": "warn"}}))
 
 
 def _probe(folder, pretrained):
@@ -29,28 +29,31 @@ def _probe(folder, pretrained):
 
 def test_the_note_counts_flagged_encoders_and_gives_the_lowest_values(tmp_path):
     _pretraining(tmp_path / "runs/pretrain/dos/seed0",
-                 [{"step": 0, "prototype_entropy": 5.0}, {"step": 1, "prototype_entropy": 1.5, "effective_rank": 15.2}])
+                 [{"step": 0, "assignment_entropy_fraction": 0.8, "assignment_entropy": 5.0},
+                  {"step": 1, "assignment_entropy_fraction": 0.25, "assignment_entropy": 1.5, "effective_rank": 15.2,
+                   "prototype_entropy": 0.1}])  # the raw-logit usage is recorded, not guarded
     _pretraining(tmp_path / "runs/pretrain/dos/seed1",
-                 [{"step": 0, "prototype_entropy": 4.0}, {"step": 1, "prototype_entropy": 0.59, "effective_rank": 12.0},
-                  {"step": 2, "prototype_entropy": 0.3}])
+                 [{"step": 0, "assignment_entropy_fraction": 0.6, "assignment_entropy": 4.0},
+                  {"step": 1, "assignment_entropy_fraction": 0.09, "assignment_entropy": 0.59, "effective_rank": 12.0},
+                  {"step": 2, "assignment_entropy_fraction": 0.05, "assignment_entropy": 0.3}])
     _probe(tmp_path / "runs/probe/dos/seed0", "runs/pretrain/dos/seed0")
     _probe(tmp_path / "runs/probe/dos/seed1", "runs/pretrain/dos/seed1/encoder.pt")
     runs = ["runs/probe/dos/seed0/metrics.json", "runs/probe/dos/seed1/metrics.json"]
     note = collapse_note(runs, tmp_path)
-    assert note.startswith("collapse guard, dos: 1 of 2 encoders flagged (lowest usage entropy 0.30 nats, lowest "
+    assert note.startswith("collapse guard, dos: 1 of 2 encoders flagged (lowest usage fraction 0.05, lowest "
                            "effective rank 12.00)")
-    assert "dos/seed1: step 1: prototype usage entropy 0.590" in note  # the first step below the threshold
-    assert collapse_note(runs[:1], tmp_path) == ("collapse guard, dos: 0 of 1 encoders flagged (lowest usage entropy "
-                                                 "1.50 nats, lowest effective rank 15.20)")
+    assert "dos/seed1: step 1: prototype usage 0.090 of the prior's entropy (0.590 nats)" in note  # the first step below the threshold
+    assert collapse_note(runs[:1], tmp_path) == ("collapse guard, dos: 0 of 1 encoders flagged (lowest usage fraction "
+                                                 "0.25, lowest effective rank 15.20)")
 
 
 def test_the_run_own_thresholds_decide_and_regression_is_judged_by_rank(tmp_path):
     folder = tmp_path / "runs/pretrain/regression/seed0"
     _pretraining(folder, [{"step": 0, "effective_rank": 3.0}, {"step": 1, "effective_rank": 1.5}],
-                 {"min_prototype_entropy": 1.0, "min_effective_rank": 2.0, "on_collapse": "warn"})
+                 {"min_usage_fraction": 0.15, "min_effective_rank": 2.0, "on_collapse": "warn"})
     health = pretraining_health(folder)
     assert health.problems and "effective rank 1.500" in health.problems[0]
-    assert health.min_prototype_entropy != health.min_prototype_entropy  # nan: regression records no usage
+    assert health.min_usage_fraction != health.min_usage_fraction  # nan: regression records no usage
     off = tmp_path / "runs/pretrain/off/seed0"
     _pretraining(off, [{"step": 0, "effective_rank": 1.5}], {"on_collapse": "off"})
     assert pretraining_health(off).problems == []
@@ -58,7 +61,7 @@ def test_the_run_own_thresholds_decide_and_regression_is_judged_by_rank(tmp_path
     (tmp_path / "runs/probe/regression/seed0/config.yaml").write_text(
         yaml.safe_dump({"head": {"pretrained": "runs/pretrain/regression/seed0"}}))
     assert collapse_note(["runs/probe/regression/seed0/metrics.json"], tmp_path).startswith(
-        "collapse guard, regression: 1 of 1 encoders flagged (lowest usage entropy none recorded, lowest effective "
+        "collapse guard, regression: 1 of 1 encoders flagged (lowest usage fraction none recorded, lowest effective "
         "rank 1.50); regression/seed0: step 1:")
 
 
@@ -71,10 +74,10 @@ def test_cells_without_a_pretrained_encoder_say_nothing(tmp_path):
 
 def test_a_broken_record_is_named(tmp_path):
     folder = tmp_path / "runs/pretrain/dos/seed0"
-    _pretraining(folder, [{"step": 0, "prototype_entropy": "lots"}])
+    _pretraining(folder, [{"step": 0, "assignment_entropy_fraction": "lots"}])
     with pytest.raises(DosError, match=r"seed0/history.csv: not a history of numbers"):
         pretraining_health(folder)
     other = tmp_path / "runs/pretrain/dos/seed1"
-    _pretraining(other, [{"step": 0, "prototype_entropy": 2.0}], {"min_usage": 1.0})
+    _pretraining(other, [{"step": 0, "assignment_entropy_fraction": 0.5}], {"min_prototype_entropy": 1.0})
     with pytest.raises(DosError, match=r"seed1/config.yaml: diagnostics"):
         pretraining_health(other)
