@@ -4,17 +4,23 @@ A softmap KL is zero for any constant embedding, so nothing in the loss forbids 
 show it. `DOSPretrainer.forward(..., diagnostics=True)` adds them to a step's statistics (on logged steps
 only: they cost an SVD and a softmap), and `history.csv` records them:
 
-- `assignment_entropy` (every step; the guarded usage statistic): entropy, in nats, of how often each prototype
-  is the argmax of the teacher's per-point assignments over the supervised units: the transport plan of the
-  target's (Zipf-)Sinkhorn, normalised over prototypes for each point (`assignment_usage`).
-  `assignment_entropy_fraction` divides it by the entropy of the prior the plan is held to (ln K for the
-  uniform prior, less for a Zipf prior): about 1 is usage as spread as the prior asks, 0 is one prototype for
-  everything.
+- `balanced_usage_entropy` (every step; the guarded usage statistic): entropy, in nats, of how often each
+  prototype is the argmax of a *balanced* assignment of the teacher logits over the supervised units: the
+  uniform Sinkhorn plan (each prototype the same mass) of the whole batch, normalised over prototypes for each
+  point (`balanced_usage`); `balanced_usage_fraction` divides it by ln K. About 1 is every prototype the best match
+  of some points; 0 is one prototype for everything, which is what identical embeddings give (every row of the
+  plan is the same). It measures all targets on one scale, whatever prior the run trains with.
+- `assignment_entropy` / `assignment_entropy_fraction` (every step; recorded, not guarded): the same for the
+  transport plan of the run's own target (its (Zipf-)Sinkhorn), the fraction relative to the prior's entropy
+  (`assignment_usage`). Under a Zipf prior, rows of the plan that are softer than the prior (teacher logits
+  that tell prototypes apart by less than the prior's ln(w_1 / w_k)) send their argmax to the head prototypes:
+  at alpha 1.3 the statistic falls to a few hundredths of the prior's entropy in healthy runs, and already
+  reads 0.48 at step 0 (reports/mini/calibration.md §13). It was the guard's statistic for one round.
 - `prototype_entropy` (every step; recorded, not guarded): the same entropy for the argmax of the raw teacher
   logits. A softmap loss normalises each prototype over the points, so it cannot see a per-prototype offset of
   the logits, and a shared component of the embeddings is nearly such an offset: the raw argmax of a softmap
-  run can pile onto one prototype while its targets do not change. The Sinkhorn plan is invariant to those
-  offsets (exactly at convergence), which is why the guard reads the assignments.
+  run can pile onto one prototype while its targets do not change. A Sinkhorn plan is invariant to those
+  offsets (exactly at convergence), which is why the guard reads a plan.
 - `effective_rank`: the effective rank of the teacher embeddings (RankMe, Garrido et al. 2023: exp of the
   entropy of the normalised singular values). 1 is every embedding on one line; the head dimension is the
   most it can be.
@@ -22,10 +28,9 @@ only: they cost an SVD and a softmap), and `history.csv` records them:
   clouds, in nats; `softmap_entropy_fraction` divides it by ln(points of the cloud). A fraction of 1 is a
   softmap spread evenly over the cloud: what constant embeddings give.
 
-The guard (`CollapseConfig`) flags a logged step whose usage fraction or effective rank is below its threshold.
-The defaults flag outright collapse (a usage entropy under 0.15 of the prior's: about 1 nat, e ~ 2.7 prototypes
-in use, at the uniform prior over 1024 prototypes; or embeddings spanning fewer than 2 directions), not a merely
-peaked usage: a Zipf prior concentrates usage on purpose, and the fraction is relative to it.
+The guard (`CollapseConfig`) flags a logged step whose balanced usage fraction or effective rank is below its
+threshold. The defaults flag outright collapse (a balanced usage entropy under 0.15 ln K: about 1 nat, e ~ 2.7
+prototypes in use, for 1024 prototypes; or embeddings spanning fewer than 2 directions).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ ACTIONS = ("warn", "stop", "off")
 
 @dataclass(frozen=True)
 class CollapseConfig:
-    min_usage_fraction: float = 0.15    # assignment usage entropy / the prior's entropy (1 = as spread as the prior)
+    min_usage_fraction: float = 0.15    # balanced usage entropy / ln K (1 = every prototype some points' best match)
     min_effective_rank: float = 2.0     # of the teacher embeddings (1 = all on one line)
     on_collapse: str = "warn"           # warn | stop (end the run with an error, keeping the last checkpoint) | off
 
@@ -77,26 +82,40 @@ def prototype_usage(logits: torch.Tensor) -> torch.Tensor:
     return _usage_entropy(logits.argmax(1), logits.shape[1])
 
 
+def _plan_usage(logits: torch.Tensor, alpha: float, num_iters: int, segments: torch.Tensor | None) -> torch.Tensor:
+    """Usage entropy of the argmax of a Sinkhorn plan normalised over prototypes for each point (`segments`: one
+    transport problem per cloud; None: one over all rows)."""
+    plan = sinkhorn_point_assignments(logits, alpha, num_iters, segments)
+    return _usage_entropy(plan.argmax(1), logits.shape[1])
+
+
+@torch.no_grad()
+def balanced_usage(logits: torch.Tensor, target: TargetConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(entropy in nats, entropy / ln K) of how often each prototype is the argmax of the uniform Sinkhorn plan
+    of teacher logits [N, K], one transport problem over all the rows (the guarded statistic).
+
+    One problem over the batch, whatever the target: identical embeddings give identical rows, hence one argmax
+    for everything. (Solved per cloud, each cloud's uniform rows would break their ties its own way.) Rows that
+    are nearly uniform have their argmax decided by small differences, which the balancing spreads over the
+    prototypes: near-collapse onto one direction is the effective rank's to catch."""
+    entropy = _plan_usage(logits, 0.0, target.sinkhorn_iters, None)
+    return entropy, entropy / math.log(logits.shape[1]) if logits.shape[1] > 1 else entropy * 0.0
+
+
 @torch.no_grad()
 def assignment_usage(logits: torch.Tensor, target: TargetConfig, segments: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(entropy in nats, entropy / the prior's entropy) of how often each prototype is the argmax of the teacher's
-    per-point assignments, for teacher logits [N, K] of the supervised units (`segments`: their clouds).
-
-    The assignments are the transport plan of the target's Sinkhorn, normalised over prototypes for each point:
-    for the clustering target the target itself (one problem over the batch, as in its loss); for a softmap the
-    plan of each cloud's (Zipf-)Sinkhorn, before its columns are normalised over the points. Without Sinkhorn
-    they are the softmax over prototypes, and the prior is uniform.
-    """
+    """(entropy in nats, entropy / the prior's entropy) of how often each prototype is the argmax of the run's
+    own target plan (its (Zipf-)Sinkhorn; without Sinkhorn the raw logits and a uniform prior). Recorded, not
+    guarded: see the module docstring."""
     num_prototypes = logits.shape[1]
     if target.sinkhorn:
-        plan = sinkhorn_point_assignments(logits, target.zipf_alpha, target.sinkhorn_iters,
-                                          segments if target.target == "softmap" else None)
+        entropy = _plan_usage(logits, target.zipf_alpha, target.sinkhorn_iters,
+                              segments if target.target == "softmap" else None)  # as the target's loss solves it
         prior = zipf_prior(num_prototypes, target.zipf_alpha, device=logits.device).double()
     else:
-        plan = logits
+        entropy = prototype_usage(logits)
         prior = torch.full((num_prototypes,), 1.0 / num_prototypes, dtype=torch.float64, device=logits.device)
-    entropy = _usage_entropy(plan.argmax(1), num_prototypes)
     prior_entropy = -torch.special.xlogy(prior, prior).sum()
     return entropy, entropy / prior_entropy.clamp_min(torch.finfo(torch.float64).tiny)
 
@@ -124,10 +143,10 @@ def collapse_problems(row: dict[str, float], config: CollapseConfig) -> list[str
     if config.on_collapse == "off":
         return []
     problems = []
-    fraction = row.get("assignment_entropy_fraction")
+    fraction = row.get("balanced_usage_fraction")
     if fraction is not None and fraction < config.min_usage_fraction:
-        entropy = row.get("assignment_entropy", math.nan)
-        problems.append(f"prototype usage {fraction:.3f} of the prior's entropy ({entropy:.3f} nats) < "
+        entropy = row.get("balanced_usage_entropy", math.nan)
+        problems.append(f"balanced prototype usage {fraction:.3f} of ln K ({entropy:.3f} nats) < "
                         f"diagnostics.min_usage_fraction {config.min_usage_fraction:g}")
     rank = row.get("effective_rank")
     if rank is not None and rank < config.min_effective_rank:

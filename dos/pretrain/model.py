@@ -25,7 +25,8 @@ from torch import nn
 from dos.batching import offset_to_batch, take_rows
 from dos.objectives.sinkhorn import AllReduce
 from dos.objectives.targets import TargetConfig, distillation_loss, prototype_logits
-from dos.pretrain.diagnostics import assignment_usage, effective_rank, prototype_usage, softmap_entropy
+from dos.pretrain.diagnostics import (assignment_usage, balanced_usage, effective_rank, prototype_usage,
+                                     softmap_entropy)
 from dos.pretrain.batch import PretrainBatch
 from dos.pretrain.heads import ProjectionHead, Prototypes
 from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
@@ -185,6 +186,8 @@ class DOSPretrainer(nn.Module):
                 entropy = prototype_usage(t_logits)
                 stats.update(prototype_entropy=entropy,
                              prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])
+                stats["balanced_usage_entropy"], stats["balanced_usage_fraction"] = balanced_usage(
+                    t_logits, self.target)
                 stats["assignment_entropy"], stats["assignment_entropy_fraction"] = assignment_usage(
                     t_logits, self.target, unit_cloud[rows])
             if diagnostics:

@@ -64,7 +64,7 @@ def pretraining_health(folder: str | Path) -> PretrainingHealth | None:
         values = [row[key] for row in rows if key in row]
         return min(values) if values else math.nan
 
-    return PretrainingHealth(folder, lowest("assignment_entropy_fraction"), lowest("effective_rank"), problems)
+    return PretrainingHealth(folder, lowest("balanced_usage_fraction"), lowest("effective_rank"), problems)
 
 
 def _lowest(values: list[float], unit: str) -> str:
@@ -73,8 +73,8 @@ def _lowest(values: list[float], unit: str) -> str:
 
 
 def collapse_note(runs: list[str], base: str | Path = ".") -> str:
-    """e.g. 'collapse guard, dos: 0 of 3 encoders flagged (lowest usage fraction 0.52, lowest effective rank
-    15.24)' for the encoders the cell's runs started from ('' when none was pretrained here)."""
+    """e.g. 'collapse guard, dos: 0 of 3 encoders flagged (lowest balanced usage fraction 0.52, lowest effective
+    rank 15.24)' for the encoders the cell's runs started from ('' when none was pretrained here)."""
     base = Path(base)
     folders = list(dict.fromkeys(f for f in (pretrained_folder((base / run).parent, base) for run in runs)
                                  if f is not None))
@@ -83,8 +83,8 @@ def collapse_note(runs: list[str], base: str | Path = ".") -> str:
         return ""
     flagged = [h for h in health if h.problems]
     names = ", ".join(dict.fromkeys(h.folder.parent.name for h in health))  # the runs' variant folders
-    text = (f"collapse guard, {names}: {len(flagged)} of {len(health)} encoders flagged (lowest usage fraction "
-            f"{_lowest([h.min_usage_fraction for h in health], '')}, lowest effective rank "
+    text = (f"collapse guard, {names}: {len(flagged)} of {len(health)} encoders flagged (lowest balanced usage "
+            f"fraction {_lowest([h.min_usage_fraction for h in health], '')}, lowest effective rank "
             f"{_lowest([h.min_effective_rank for h in health], '')})")
     for h in flagged:
         text += f"; {'/'.join(h.folder.parts[-2:])}: {h.problems[0]}"

@@ -138,7 +138,8 @@ def test_a_collapsing_setting_is_flagged_and_stopped_on_request(smoke_data, tmp_
         rows = list(csv.DictReader(handle))
     assert [row["effective_rank"] != "" for row in rows] == [False, True, False, True]  # logged steps only
     assert all(float(row["prototype_entropy"]) <= math.log(2) + 1e-6 for row in rows)
-    assert all(float(row["assignment_entropy"]) <= math.log(2) + 1e-6 for row in rows)
+    assert all(float(row[key]) <= math.log(2) + 1e-6 for row in rows
+               for key in ("assignment_entropy", "balanced_usage_entropy"))
     assert (tmp_path / "warn" / "encoder.pt").exists()
     stopped = run_dos("pretrain", PRETRAIN, "--out", str(tmp_path / "stop"), check=False,
                       overrides=overrides + ["diagnostics.on_collapse=stop"])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dos.objectives.targets import TargetConfig
-from dos.pretrain.diagnostics import (CollapseConfig, assignment_usage, collapse_problems, effective_rank,
-                                     prototype_usage, softmap_entropy)
+from dos.pretrain.diagnostics import (CollapseConfig, assignment_usage, balanced_usage, collapse_problems,
+                                     effective_rank, prototype_usage, softmap_entropy)
 from dos.pretrain.model import DistillConfig, DOSPretrainer
 from tests.pretrain.test_pipeline import _batch
 from tests.pretrain.toy_encoder import ToyEncoder
@@ -37,44 +37,64 @@ def test_softmap_entropy_is_ln_n_for_constant_logits_and_small_for_peaked_ones()
 
 def test_collapse_thresholds_and_actions():
     config = CollapseConfig(min_usage_fraction=0.15, min_effective_rank=2.0)
-    assert collapse_problems({"assignment_entropy_fraction": 0.5, "effective_rank": 10.0}, config) == []
-    assert collapse_problems({"assignment_entropy_fraction": 0.5}, config) == []  # a row without the SVD
-    # the raw-logit usage is recorded for reference only: the guard reads the assignments
-    assert collapse_problems({"assignment_entropy_fraction": 0.5, "prototype_entropy": 0.0}, config) == []
-    problems = collapse_problems({"assignment_entropy_fraction": 0.1, "assignment_entropy": 0.7,
+    assert collapse_problems({"balanced_usage_fraction": 0.5, "effective_rank": 10.0}, config) == []
+    assert collapse_problems({"balanced_usage_fraction": 0.5}, config) == []  # a row without the SVD
+    # the raw-logit and own-plan usages are recorded for reference only: the guard reads the balanced plan
+    assert collapse_problems({"balanced_usage_fraction": 0.5, "prototype_entropy": 0.0,
+                              "assignment_entropy_fraction": 0.0}, config) == []
+    problems = collapse_problems({"balanced_usage_fraction": 0.1, "balanced_usage_entropy": 0.7,
                                   "effective_rank": 1.0}, config)
     assert len(problems) == 2 and "min_usage_fraction" in problems[0] and "min_effective_rank" in problems[1]
     assert "(0.700 nats)" in problems[0]
-    assert collapse_problems({"assignment_entropy_fraction": 0.1}, CollapseConfig(on_collapse="off")) == []
+    assert collapse_problems({"balanced_usage_fraction": 0.1}, CollapseConfig(on_collapse="off")) == []
     with pytest.raises(ValueError, match="on_collapse"):
         CollapseConfig(on_collapse="panic")
     with pytest.raises(ValueError, match="min_effective_rank"):
         CollapseConfig(min_effective_rank=-1.0)
 
 
-def test_assignment_usage_ignores_per_prototype_offsets_that_a_softmap_cannot_see():
-    """A softmap loss normalises each prototype over the points, so adding a constant to one prototype's logits
-    changes nothing it trains on. The raw argmax then sends every point to that prototype; the Sinkhorn
-    assignments (converged) do not move, so the guard does not mistake it for collapse."""
+def _clustered_logits(num_centres: int = 8, temp: float = 0.1):
     g = torch.Generator().manual_seed(0)
-    centres = torch.nn.functional.normalize(torch.randn(8, 16, generator=g), dim=1)
-    embed = torch.nn.functional.normalize(centres.repeat_interleave(50, 0) + 0.1 * torch.randn(400, 16, generator=g),
-                                          dim=1)
-    logits = embed @ (centres / 0.1).t()
+    centres = torch.nn.functional.normalize(torch.randn(num_centres, 16, generator=g), dim=1)
+    embed = torch.nn.functional.normalize(
+        centres.repeat_interleave(50, 0) + 0.1 * torch.randn(50 * num_centres, 16, generator=g), dim=1)
+    return embed @ (centres / temp).t()
+
+
+def test_plan_usage_ignores_per_prototype_offsets_that_a_softmap_cannot_see():
+    """A softmap loss normalises each prototype over the points, so adding a constant to one prototype's logits
+    changes nothing it trains on. The raw argmax then sends every point to that prototype; the Sinkhorn plans
+    (converged) do not move, so the guard does not mistake it for collapse."""
+    logits = _clustered_logits()
     clouds = torch.tensor([200, 400])
     shifted = logits.clone()
     shifted[:, 3] += 30.0
     target = TargetConfig("softmap", zipf_alpha=0.0, sinkhorn_iters=100)
-    entropy, fraction = assignment_usage(logits, target, clouds)
-    assert entropy == pytest.approx(math.log(8), rel=1e-3)          # 8 prototypes, equally used
-    assert fraction == pytest.approx(math.log(8) / math.log(8), rel=1e-3)
-    assert assignment_usage(shifted, target, clouds)[0] == pytest.approx(float(entropy), rel=1e-3)
+    for usage in (lambda x: balanced_usage(x, target), lambda x: assignment_usage(x, target, clouds)):
+        entropy, fraction = usage(logits)
+        assert entropy == pytest.approx(math.log(8), rel=1e-3)          # 8 prototypes, equally used
+        assert fraction == pytest.approx(1.0, rel=1e-3)
+        assert usage(shifted)[0] == pytest.approx(float(entropy), rel=1e-3)
     assert prototype_usage(logits) == pytest.approx(math.log(8), rel=1e-3)
     assert prototype_usage(shifted) == pytest.approx(0.0, abs=1e-9)  # the raw argmax piles onto prototype 3
-    # the fraction is relative to the prior the plan is held to: a Zipf prior concentrates usage on purpose
-    zipf = TargetConfig("clustering", zipf_alpha=3.0, sinkhorn_iters=100)
-    entropy, fraction = assignment_usage(torch.zeros(400, 8), zipf, clouds)  # constant logits: collapse
-    assert entropy == pytest.approx(0.0, abs=1e-9) and fraction == pytest.approx(0.0, abs=1e-9)
+    # identical embeddings (every row of the plan the same): one prototype for everything, in every statistic
+    for target in (TargetConfig("clustering", zipf_alpha=3.0), TargetConfig("softmap", zipf_alpha=1.3)):
+        same = torch.linspace(-3, 3, 8).expand(400, 8)  # every row the same (prototypes told apart, points not)
+        for entropy, fraction in (balanced_usage(same, target), assignment_usage(same, target, clouds)):
+            assert entropy == pytest.approx(0.0, abs=1e-9) and fraction == pytest.approx(0.0, abs=1e-9)
+
+
+def test_soft_rows_under_a_zipf_prior_send_the_own_plan_argmax_to_the_head_but_not_the_balanced_one():
+    """Why the guard reads the balanced plan: with logits that tell the prototypes apart by less than the Zipf
+    prior's ln(w_1 / w_k), the argmax of the run's own plan is the head prototype for most points although
+    every point's logits still single out its own prototype."""
+    soft = _clustered_logits(num_centres=8, temp=1.0)   # cosine / 1: rows differ by about 1 nat
+    assert prototype_usage(soft) == pytest.approx(math.log(8), rel=1e-3)
+    zipf = TargetConfig("softmap", zipf_alpha=1.3, sinkhorn_iters=3)
+    own_entropy, own_fraction = assignment_usage(soft, zipf, None)
+    entropy, fraction = balanced_usage(soft, zipf)
+    assert own_fraction < 0.5 and own_entropy < 0.5 * math.log(8)
+    assert entropy == pytest.approx(math.log(8), rel=1e-2) and fraction == pytest.approx(1.0, rel=1e-2)
 
 
 def _pretrainer(seed: int) -> tuple[DOSPretrainer, object]:
@@ -90,8 +110,8 @@ def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
     model, batch = _pretrainer(0)
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
     row = {k: float(v) for k, v in stats.items()}
-    assert row["effective_rank"] > 2.0 and row["prototype_entropy"] > 1.0 and row["assignment_entropy"] > 1.0
-    assert 0 < row["assignment_entropy_fraction"] <= 1.0 + 1e-6
+    assert row["effective_rank"] > 2.0 and row["prototype_entropy"] > 1.0 and row["balanced_usage_entropy"] > 1.0
+    assert 0 < row["balanced_usage_fraction"] <= 1.0 + 1e-6 and 0 < row["assignment_entropy_fraction"]
     assert 0 < row["softmap_entropy_fraction"] < 1
     assert collapse_problems(row, CollapseConfig()) == []
     _, plain = model(batch, student_temp=0.1, teacher_temp=0.05)
@@ -107,6 +127,7 @@ def test_a_healthy_model_passes_and_a_collapsed_teacher_is_flagged():
     assert row["effective_rank"] == pytest.approx(1.0, abs=1e-3)
     assert row["prototype_entropy"] == pytest.approx(0.0, abs=1e-6)
     assert row["assignment_entropy"] == pytest.approx(0.0, abs=1e-6)
+    assert row["balanced_usage_entropy"] == pytest.approx(0.0, abs=1e-6)
     assert row["softmap_entropy_fraction"] == pytest.approx(1.0, abs=1e-5)
     assert len(collapse_problems(row, CollapseConfig())) == 2
 
@@ -119,7 +140,7 @@ def test_regression_records_no_prototype_usage_and_is_guarded_by_rank():
                           DistillConfig(mode="observable", cross_view=True, cross_view_radius=0.4, head_hidden=32,
                                         head_dim=8, num_prototypes=16), TargetConfig("regression"))
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)
-    assert "prototype_entropy" not in stats and "assignment_entropy" not in stats and stats["effective_rank"] > 2.0
+    assert "prototype_entropy" not in stats and "balanced_usage_entropy" not in stats and stats["effective_rank"] > 2.0
     with torch.no_grad():
         model.teacher["head"].net[-1].weight.zero_()
     _, stats = model(batch, student_temp=0.1, teacher_temp=0.05, diagnostics=True)

@@ -29,22 +29,23 @@ def _probe(folder, pretrained):
 
 def test_the_note_counts_flagged_encoders_and_gives_the_lowest_values(tmp_path):
     _pretraining(tmp_path / "runs/pretrain/dos/seed0",
-                 [{"step": 0, "assignment_entropy_fraction": 0.8, "assignment_entropy": 5.0},
-                  {"step": 1, "assignment_entropy_fraction": 0.25, "assignment_entropy": 1.5, "effective_rank": 15.2,
+                 [{"step": 0, "balanced_usage_fraction": 0.8, "balanced_usage_entropy": 5.0},
+                  {"step": 1, "balanced_usage_fraction": 0.25, "balanced_usage_entropy": 1.5, "effective_rank": 15.2,
                    "prototype_entropy": 0.1}])  # the raw-logit usage is recorded, not guarded
     _pretraining(tmp_path / "runs/pretrain/dos/seed1",
-                 [{"step": 0, "assignment_entropy_fraction": 0.6, "assignment_entropy": 4.0},
-                  {"step": 1, "assignment_entropy_fraction": 0.09, "assignment_entropy": 0.59, "effective_rank": 12.0},
-                  {"step": 2, "assignment_entropy_fraction": 0.05, "assignment_entropy": 0.3}])
+                 [{"step": 0, "balanced_usage_fraction": 0.6, "balanced_usage_entropy": 4.0},
+                  {"step": 1, "balanced_usage_fraction": 0.09, "balanced_usage_entropy": 0.59, "effective_rank": 12.0},
+                  {"step": 2, "balanced_usage_fraction": 0.05, "balanced_usage_entropy": 0.3}])
     _probe(tmp_path / "runs/probe/dos/seed0", "runs/pretrain/dos/seed0")
     _probe(tmp_path / "runs/probe/dos/seed1", "runs/pretrain/dos/seed1/encoder.pt")
     runs = ["runs/probe/dos/seed0/metrics.json", "runs/probe/dos/seed1/metrics.json"]
     note = collapse_note(runs, tmp_path)
-    assert note.startswith("collapse guard, dos: 1 of 2 encoders flagged (lowest usage fraction 0.05, lowest "
-                           "effective rank 12.00)")
-    assert "dos/seed1: step 1: prototype usage 0.090 of the prior's entropy (0.590 nats)" in note  # the first step below the threshold
-    assert collapse_note(runs[:1], tmp_path) == ("collapse guard, dos: 0 of 1 encoders flagged (lowest usage fraction "
-                                                 "0.25, lowest effective rank 15.20)")
+    assert note.startswith("collapse guard, dos: 1 of 2 encoders flagged (lowest balanced usage fraction 0.05, "
+                           "lowest effective rank 12.00)")
+    # the first step below the threshold
+    assert "dos/seed1: step 1: balanced prototype usage 0.090 of ln K (0.590 nats)" in note
+    assert collapse_note(runs[:1], tmp_path) == ("collapse guard, dos: 0 of 1 encoders flagged (lowest balanced usage "
+                                                 "fraction 0.25, lowest effective rank 15.20)")
 
 
 def test_the_run_own_thresholds_decide_and_regression_is_judged_by_rank(tmp_path):
@@ -61,8 +62,8 @@ def test_the_run_own_thresholds_decide_and_regression_is_judged_by_rank(tmp_path
     (tmp_path / "runs/probe/regression/seed0/config.yaml").write_text(
         yaml.safe_dump({"head": {"pretrained": "runs/pretrain/regression/seed0"}}))
     assert collapse_note(["runs/probe/regression/seed0/metrics.json"], tmp_path).startswith(
-        "collapse guard, regression: 1 of 1 encoders flagged (lowest usage fraction none recorded, lowest effective "
-        "rank 1.50); regression/seed0: step 1:")
+        "collapse guard, regression: 1 of 1 encoders flagged (lowest balanced usage fraction none recorded, lowest "
+        "effective rank 1.50); regression/seed0: step 1:")
 
 
 def test_cells_without_a_pretrained_encoder_say_nothing(tmp_path):
@@ -74,10 +75,10 @@ def test_cells_without_a_pretrained_encoder_say_nothing(tmp_path):
 
 def test_a_broken_record_is_named(tmp_path):
     folder = tmp_path / "runs/pretrain/dos/seed0"
-    _pretraining(folder, [{"step": 0, "assignment_entropy_fraction": "lots"}])
+    _pretraining(folder, [{"step": 0, "balanced_usage_fraction": "lots"}])
     with pytest.raises(DosError, match=r"seed0/history.csv: not a history of numbers"):
         pretraining_health(folder)
     other = tmp_path / "runs/pretrain/dos/seed1"
-    _pretraining(other, [{"step": 0, "assignment_entropy_fraction": 0.5}], {"min_prototype_entropy": 1.0})
+    _pretraining(other, [{"step": 0, "balanced_usage_fraction": 0.5}], {"min_prototype_entropy": 1.0})
     with pytest.raises(DosError, match=r"seed1/config.yaml: diagnostics"):
         pretraining_health(other)
