@@ -15,7 +15,7 @@ only: they cost an SVD and a softmap), and `history.csv` records them:
   (`assignment_usage`). Under a Zipf prior, rows of the plan that are softer than the prior (teacher logits
   that tell prototypes apart by less than the prior's ln(w_1 / w_k)) send their argmax to the head prototypes:
   at alpha 1.3 the statistic falls to a few hundredths of the prior's entropy in healthy runs, and already
-  reads 0.48 at step 0 (reports/mini/calibration.md §13). It was the guard's statistic for one round.
+  reads 0.48 at step 0 (reports/mini/calibration.md §13a). It was the guard's statistic for one round.
 - `prototype_entropy` (every step; recorded, not guarded): the same entropy for the argmax of the raw teacher
   logits. A softmap loss normalises each prototype over the points, so it cannot see a per-prototype offset of
   the logits, and a shared component of the embeddings is nearly such an offset: the raw argmax of a softmap
