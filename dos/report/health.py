@@ -34,6 +34,10 @@ def _thresholds(folder: Path):
     except (OSError, yaml.YAMLError):
         config = {}
     section = config.get("diagnostics") if isinstance(config, dict) else None
+    if isinstance(section, dict) and "min_prototype_entropy" in section:
+        raise DosError(f"{folder / 'config.yaml'}: diagnostics.min_prototype_entropy is the guard of pretrainings "
+                       "written before the balanced usage statistic (dos/pretrain/diagnostics.py); their history.csv "
+                       "lacks balanced_usage_fraction. Run this pretraining again (delete the folder) to judge it")
     try:
         return CollapseConfig(**section) if isinstance(section, dict) else CollapseConfig()
     except (TypeError, ValueError) as error:

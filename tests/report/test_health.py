@@ -80,5 +80,10 @@ def test_a_broken_record_is_named(tmp_path):
         pretraining_health(folder)
     other = tmp_path / "runs/pretrain/dos/seed1"
     _pretraining(other, [{"step": 0, "balanced_usage_fraction": 0.5}], {"min_prototype_entropy": 1.0})
-    with pytest.raises(DosError, match=r"seed1/config.yaml: diagnostics"):
+    with pytest.raises(DosError, match=r"seed1/config.yaml: diagnostics.min_prototype_entropy is the guard of "
+                                      r"pretrainings written before the balanced usage statistic"):
         pretraining_health(other)
+    typo = tmp_path / "runs/pretrain/dos/seed2"
+    _pretraining(typo, [{"step": 0, "balanced_usage_fraction": 0.5}], {"min_usage": 0.1})
+    with pytest.raises(DosError, match=r"seed2/config.yaml: diagnostics: .*min_usage"):
+        pretraining_health(typo)
