@@ -102,6 +102,17 @@ def balanced_usage(logits: torch.Tensor, target: TargetConfig) -> tuple[torch.Te
     return entropy, entropy / math.log(logits.shape[1]) if logits.shape[1] > 1 else entropy * 0.0
 
 
+def _prior_entropy(num_prototypes: int, alpha: float, device: torch.device) -> torch.Tensor:
+    prior = zipf_prior(num_prototypes, alpha, device=device).double()
+    return (-torch.special.xlogy(prior, prior).sum()).clamp_min(torch.finfo(torch.float64).tiny)
+
+
+def _own_plan_is_balanced(target: TargetConfig) -> bool:
+    """The clustering target's uniform Sinkhorn is the balanced plan itself (same prior, one problem over the
+    batch): its own-plan usage need not be solved twice."""
+    return target.sinkhorn and target.target == "clustering" and target.zipf_alpha == 0
+
+
 @torch.no_grad()
 def assignment_usage(logits: torch.Tensor, target: TargetConfig, segments: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,12 +123,26 @@ def assignment_usage(logits: torch.Tensor, target: TargetConfig, segments: torch
     if target.sinkhorn:
         entropy = _plan_usage(logits, target.zipf_alpha, target.sinkhorn_iters,
                               segments if target.target == "softmap" else None)  # as the target's loss solves it
-        prior = zipf_prior(num_prototypes, target.zipf_alpha, device=logits.device).double()
     else:
         entropy = prototype_usage(logits)
-        prior = torch.full((num_prototypes,), 1.0 / num_prototypes, dtype=torch.float64, device=logits.device)
-    prior_entropy = -torch.special.xlogy(prior, prior).sum()
-    return entropy, entropy / prior_entropy.clamp_min(torch.finfo(torch.float64).tiny)
+    alpha = target.zipf_alpha if target.sinkhorn else 0.0
+    return entropy, entropy / _prior_entropy(num_prototypes, alpha, logits.device)
+
+
+@torch.no_grad()
+def usage_statistics(logits: torch.Tensor, target: TargetConfig, segments: torch.Tensor | None
+                     ) -> dict[str, torch.Tensor]:
+    """The three usage statistics of one step's teacher logits [N, K] (`segments`: the rows' clouds), as
+    `history.csv` names them; a plan that two statistics share is solved once."""
+    raw = prototype_usage(logits)
+    balanced, balanced_fraction = balanced_usage(logits, target)
+    if _own_plan_is_balanced(target):
+        own, own_fraction = balanced, balanced / _prior_entropy(logits.shape[1], 0.0, logits.device)
+    else:
+        own, own_fraction = assignment_usage(logits, target, segments)
+    return {"prototype_entropy": raw, "prototype_perplexity_fraction": raw.exp() / logits.shape[1],
+            "balanced_usage_entropy": balanced, "balanced_usage_fraction": balanced_fraction,
+            "assignment_entropy": own, "assignment_entropy_fraction": own_fraction}
 
 
 @torch.no_grad()

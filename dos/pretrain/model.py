@@ -25,8 +25,7 @@ from torch import nn
 from dos.batching import offset_to_batch, take_rows
 from dos.objectives.sinkhorn import AllReduce
 from dos.objectives.targets import TargetConfig, distillation_loss, prototype_logits
-from dos.pretrain.diagnostics import (assignment_usage, balanced_usage, effective_rank, prototype_usage,
-                                     softmap_entropy)
+from dos.pretrain.diagnostics import effective_rank, softmap_entropy, usage_statistics
 from dos.pretrain.batch import PretrainBatch
 from dos.pretrain.heads import ProjectionHead, Prototypes
 from dos.pretrain.matching import radius_nearest, same_view_pairs, scatter_mean
@@ -183,13 +182,7 @@ class DOSPretrainer(nn.Module):
                 # Regression (no logits) trains no prototypes: the argmax over its untouched random prototypes
                 # would say where the embeddings point, not how prototypes are used, so it records none (its
                 # collapse statistic is the effective rank).
-                entropy = prototype_usage(t_logits)
-                stats.update(prototype_entropy=entropy,
-                             prototype_perplexity_fraction=entropy.exp() / t_protos.shape[0])
-                stats["balanced_usage_entropy"], stats["balanced_usage_fraction"] = balanced_usage(
-                    t_logits, self.target)
-                stats["assignment_entropy"], stats["assignment_entropy_fraction"] = assignment_usage(
-                    t_logits, self.target, unit_cloud[rows])
+                stats.update(usage_statistics(t_logits, self.target, unit_cloud[rows]))
             if diagnostics:
                 t_supervised = take_rows(t_embed, t_same)
                 stats["effective_rank"] = effective_rank(t_supervised)
