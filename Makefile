@@ -1,10 +1,12 @@
 # The two commands of the README:
-#   make reproduce   set up, then run the main job at the `mini` scale (the default)
+#   make reproduce   set up, then run the main job at the `mini` scale (the default); SEEDS=N for seeds 0..N-1
 #   make test        set up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= mini
+# Empty: the scale's seeds (mini: 0-2). SEEDS=8 runs seeds 0-7 (mini: about 100 min on 2 cores; README, Costs).
+SEEDS  ?=
 # PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
 # Empty (make TORCH_INDEX=) = only your pip configuration's indexes.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -22,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dos reproduce --scale $(SCALE)
+	$(PY) -m dos reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS))
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,5 +1,5 @@
 # The paper as a DAG. Rules call the `dos` command line only (no torch here).
-# Run: snakemake --cores 2 [--config scale=smoke|mini|paper] [targets]
+# Run: snakemake --cores 2 [--config scale=smoke|mini|paper [num_seeds=N]] [targets]
 #   all          the scale's main tables (config: scales.<scale>.main_tables; mini: Tables 5 and 8), their figures,
 #                the benchmark figures and reports/<scale>/report.md
 #   all_tables   every table of the paper (1, 3-12; Table 2, detection, is out of scope), every figure and
@@ -17,6 +17,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+if config.get("num_seeds"):
+    for block in config["scales"].values():
+        block["seeds"] = list(range(config["num_seeds"]))
 
 SCALE = config["scale"]
 if SCALE not in config["scales"]:

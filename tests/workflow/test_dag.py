@@ -98,6 +98,22 @@ def test_mini_main_target_counts(tree: Path) -> None:
         assert path in out.stdout
 
 
+def test_num_seeds_runs_seeds_zero_to_n_and_the_claims_read_them(tree: Path) -> None:
+    """`--config num_seeds=8` (`make reproduce SEEDS=8`): every run of the main target at seeds 0-7, and the
+    tables and claims are given those seeds (their --seeds argument)."""
+    out = run(snakemake("-n", "-p", "--config", "scale=mini", "num_seeds=8"), cwd=tree, env=environment(), timeout=300)
+    counts = job_counts(out.stdout)
+    for rule, per_seed in PER_SEED_MINI_ALL.items():
+        assert counts.get(rule) == per_seed * 8, (rule, counts)
+    assert "runs/mini/pretrain/ptv3/nuscenes/dos/seed7/encoder.pt" in out.stdout
+    assert "runs/mini/pretrain/ptv3/nuscenes/dos/seed8/" not in out.stdout
+    claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
+    assert "--seeds 0 1 2 3 4 5 6 7 " in claims
+    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "num_seeds=0"), cwd=tree, env=environment(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "num_seeds" in bad.stdout + bad.stderr
+
+
 def test_shared_pretraining_feeds_every_table(tree: Path) -> None:
     """One default DOS pretraining per dataset and seed, whichever tables ask for it."""
     out = run(snakemake("-n", "all_tables", "--config", "scale=smoke"), cwd=tree, env=environment(), timeout=300)
