@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= mini
-# Empty: the scale's seeds (mini: 0-2). SEEDS=8 runs seeds 0-7 (mini: about 100 min on 2 cores; README, Costs).
+# Empty: the scale's seeds (mini: 0-2). SEEDS=10 runs seeds 0-9 (mini: about 135 min on 2 cores; README, Workflow).
 SEEDS  ?=
 # PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
 # Empty (make TORCH_INDEX=) = only your pip configuration's indexes.
