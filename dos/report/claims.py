@@ -309,6 +309,7 @@ def render_markdown(frame, scale: str) -> str:
         "paper diff": [_fmt(v) for v in frame["paper_diff"]], "reproduced diff": [_fmt(v) for v in frame["diff"]],
         "95% CI": [f"[{_fmt(a)}, {_fmt(b)}]" if not math.isnan(a) else "" for a, b in zip(frame["ci_low"],
                                                                                           frame["ci_high"])],
+        "half-width": [_fmt((b - a) / 2, sign=False) for a, b in zip(frame["ci_low"], frame["ci_high"])],
         "seeds": frame["n_seeds"].astype(int).astype(str), "verdict": frame["verdict"], "note": frame["note"],
     })
     counts = frame["verdict"].value_counts()
@@ -316,7 +317,8 @@ def render_markdown(frame, scale: str) -> str:
     parts = [f"### The paper's claims (scale {scale})", "",
              f"{summary}. Differences in points (%) of the claim's metric (mIoU, or NDS / mAP for Table 2); "
              f"{METHOD} (paired by seed). *reproduced*: the interval "
-             "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0.", ""]
+             "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0. "
+             "The half-width (half the interval) is what the seeds resolve: it shrinks as t(n-1) / sqrt(n).", ""]
     if scale_note(scale):
         parts += [f"> **Note.** {scale_note(scale)}", ""]
     parts += [shown.to_markdown(index=False, disable_numparse=True), ""]

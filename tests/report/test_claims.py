@@ -151,6 +151,9 @@ def test_the_command_writes_csv_and_md(tmp_path):
     assert claims.run(parser.parse_args([str(spec), "--results", str(tmp_path / "results"), "--scale", "mini"])) == 0
     md = (tmp_path / "results" / "claims.md").read_text()
     assert "observable > naive" in md and "reproduced" in md and "95% CI" in md and "synthetic benchmark" in md
+    # the half-width column: t(2) x sd of the paired differences (2.0, 2.5, 1.5 points) / sqrt(3) = 1.24
+    row = next(line for line in md.splitlines() if "observable > naive" in line)
+    assert [cell.strip() for cell in row.split("|")][6] == "1.24"
     assert (tmp_path / "results" / "claims.csv").read_text().startswith("table,claim,paper_diff,diff,ci_low")
     figure = tmp_path / "figures" / "claims.png"
     args = [str(spec), "--results", str(tmp_path / "results"), "--scale", "mini", "--figure", str(figure)]
