@@ -136,8 +136,8 @@ def usage_statistics(logits: torch.Tensor, target: TargetConfig, segments: torch
     `history.csv` names them; a plan that two statistics share is solved once."""
     raw = prototype_usage(logits)
     balanced, balanced_fraction = balanced_usage(logits, target)
-    if _own_plan_is_balanced(target):
-        own, own_fraction = balanced, balanced / _prior_entropy(logits.shape[1], 0.0, logits.device)
+    if _own_plan_is_balanced(target):   # its prior is uniform: the fraction of ln K is the one already computed
+        own, own_fraction = balanced, balanced_fraction
     else:
         own, own_fraction = assignment_usage(logits, target, segments)
     return {"prototype_entropy": raw, "prototype_perplexity_fraction": raw.exp() / logits.shape[1],
