@@ -1,12 +1,15 @@
 # The two commands of the README:
-#   make reproduce   set up, then run the main job at the `mini` scale (the default); SEEDS=N for seeds 0..N-1
+#   make reproduce   set up, then run the main job at the `mini` scale (the default); SEEDS=N for seeds 0..N-1,
+#                    FIRST_SEED=K to start them at K (K..K+N-1)
 #   make test        set up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SCALE  ?= mini
-# Empty: the scale's seeds (mini: 0-2). SEEDS=10 runs seeds 0-9 (mini: about 135 min on 2 cores; README, Workflow).
+# Empty: the scale's seeds (mini: 0-2). SEEDS=10 runs seeds 0-9 (mini: about 130 min on 2 cores; README, Workflow);
+# SEEDS=10 FIRST_SEED=10 runs seeds 10-19 (the unseen-seed check, reports/mini/calibration.md §16).
 SEEDS  ?=
+FIRST_SEED ?=
 # PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
 # Empty (make TORCH_INDEX=) = only your pip configuration's indexes.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -24,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dos reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS))
+	$(PY) -m dos reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED))
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,5 +1,5 @@
 # The paper as a DAG. Rules call the `dos` command line only (no torch here).
-# Run: snakemake --cores 2 [--config scale=smoke|mini|paper [num_seeds=N]] [targets]
+# Run: snakemake --cores 2 [--config scale=smoke|mini|paper [num_seeds=N] [first_seed=K]] [targets]
 #   all          the scale's main tables (config: scales.<scale>.main_tables; mini: Tables 5 and 8), their figures,
 #                the benchmark figures and reports/<scale>/report.md
 #   all_tables   every table of the paper (1, 3-12; Table 2, detection, is out of scope), every figure and
@@ -17,9 +17,11 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-if config.get("num_seeds"):
+if config.get("num_seeds") or config.get("first_seed"):
+    # seeds K .. K+N-1 at every scale (N: num_seeds, else the length of the scale's own `seeds`; K: first_seed, else 0)
     for block in config["scales"].values():
-        block["seeds"] = list(range(config["num_seeds"]))
+        first = config.get("first_seed", 0)
+        block["seeds"] = list(range(first, first + config.get("num_seeds", len(block["seeds"]))))
 
 SCALE = config["scale"]
 if SCALE not in config["scales"]:

@@ -42,6 +42,18 @@ def test_seeds_become_num_seeds_for_the_dag(captured) -> None:
     assert cmd[cmd.index("--config") + 1:] == ["scale=smoke", "num_seeds=8"]
 
 
+def test_first_seed_is_passed_to_the_dag(captured) -> None:
+    assert reproduce.run(_args("--seeds", "10", "--first-seed", "10")) == 0
+    cmd = captured[0]
+    assert cmd[cmd.index("--config") + 1:] == ["scale=mini", "num_seeds=10", "first_seed=10"]
+
+
+def test_a_negative_first_seed_is_an_error_before_anything_runs(captured) -> None:
+    with pytest.raises(DosError, match="--first-seed -1"):
+        reproduce.run(_args("--first-seed", "-1"))
+    assert captured == []
+
+
 def test_zero_seeds_is_an_error_before_anything_runs(captured) -> None:
     with pytest.raises(DosError, match="--seeds 0"):
         reproduce.run(_args("--seeds", "0"))

@@ -114,6 +114,25 @@ def test_num_seeds_runs_seeds_zero_to_n_and_the_claims_read_them(tree: Path) -> 
     assert bad.returncode != 0 and "num_seeds" in bad.stdout + bad.stderr
 
 
+def test_first_seed_shifts_the_seeds_to_ones_not_run_before(tree: Path) -> None:
+    """`--config num_seeds=3 first_seed=10` (`make reproduce SEEDS=3 FIRST_SEED=10`): seeds 10-12 and no other,
+    and the claims read those; without num_seeds the scale's own number of seeds (mini: 3) is kept."""
+    for extra in (["num_seeds=3", "first_seed=10"], ["first_seed=10"]):
+        out = run(snakemake("-n", "-p", "--config", "scale=mini", *extra), cwd=tree, env=environment(), timeout=300)
+        counts = job_counts(out.stdout)
+        for rule, per_seed in PER_SEED_MINI_ALL.items():
+            assert counts.get(rule) == per_seed * 3, (extra, rule, counts)
+        for seed in (10, 12):
+            assert f"runs/mini/pretrain/ptv3/nuscenes/dos/seed{seed}/encoder.pt" in out.stdout
+        for seed in (0, 9, 13):
+            assert f"runs/mini/pretrain/ptv3/nuscenes/dos/seed{seed}/" not in out.stdout
+        claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
+        assert "--seeds 10 11 12 " in claims
+    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "first_seed=-1"), cwd=tree, env=environment(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "first_seed" in bad.stdout + bad.stderr
+
+
 def test_shared_pretraining_feeds_every_table(tree: Path) -> None:
     """One default DOS pretraining per dataset and seed, whichever tables ask for it."""
     out = run(snakemake("-n", "all_tables", "--config", "scale=smoke"), cwd=tree, env=environment(), timeout=300)
