@@ -19,8 +19,8 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 if config.get("num_seeds") or config.get("first_seed"):
     # seeds K .. K+N-1 at every scale (N: num_seeds, else the length of the scale's own `seeds`; K: first_seed, else 0)
+    first = config.get("first_seed", 0)
     for block in config["scales"].values():
-        first = config.get("first_seed", 0)
         block["seeds"] = list(range(first, first + config.get("num_seeds", len(block["seeds"]))))
 
 SCALE = config["scale"]

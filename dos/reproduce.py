@@ -22,9 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=SCALES, default="mini")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="run seeds 0 .. N-1 instead of the scale's `seeds` (config/config.yaml); at mini, "
-                             "N=10 took the Table 5 half-widths to 0.42-0.97 on seeds 0-9 and 0.29-1.38 on 10-19 "
-                             "(README)")
+                        help="run seeds 0 .. N-1 instead of the scale's `seeds` (config/config.yaml); what N seeds "
+                             "resolve at mini: README, \"The claims at mini\"")
     parser.add_argument("--first-seed", type=int, default=None, metavar="K",
                         help="start the seeds at K: K .. K+N-1 (N from --seeds, else the scale's number of seeds), "
                              "e.g. seeds nobody has run yet")
