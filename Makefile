@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make reproduce   set up, then run the main job at the `mini` scale (the default); SEEDS=N for seeds 0..N-1,
-#                    FIRST_SEED=K to start them at K (K..K+N-1)
+#                    FIRST_SEED=K to start them at K (K..K+N-1), RESOLVE=1 for the two-stage measurement
 #   make test        set up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,6 +10,9 @@ SCALE  ?= mini
 # SEEDS=10 FIRST_SEED=10 runs seeds 10-19 (the unseen-seed check, reports/mini/calibration.md §16).
 SEEDS  ?=
 FIRST_SEED ?=
+# RESOLVE=1: a two-stage measurement (Stein): SEEDS=N0 is the first stage, then as many seeds as the claims need for
+# config/config.yaml's target_half_width (README, "The claims at mini").
+RESOLVE ?=
 # PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
 # Empty (make TORCH_INDEX=) = only your pip configuration's indexes.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -27,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dos reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED))
+	$(PY) -m dos reproduce --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FIRST_SEED),--first-seed $(FIRST_SEED)) $(if $(RESOLVE),--resolve)
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,5 +1,5 @@
 # The paper as a DAG. Rules call the `dos` command line only (no torch here).
-# Run: snakemake --cores 2 [--config scale=smoke|mini|paper [num_seeds=N] [first_seed=K]] [targets]
+# Run: snakemake --cores 2 [--config scale=smoke|mini|paper [num_seeds=N] [first_seed=K] [first_stage=N0]] [targets]
 #   all          the scale's main tables (config: scales.<scale>.main_tables; mini: Tables 5 and 8), their figures,
 #                the benchmark figures and reports/<scale>/report.md
 #   all_tables   every table of the paper (1, 3-12; Table 2, detection, is out of scope), every figure and
@@ -22,6 +22,10 @@ if config.get("num_seeds") or config.get("first_seed"):
     first = config.get("first_seed", 0)
     for block in config["scales"].values():
         block["seeds"] = list(range(first, first + config.get("num_seeds", len(block["seeds"]))))
+if config.get("first_stage", 0) > len(config["scales"][config["scale"]]["seeds"]):
+    raise ValueError(f"config first_stage={config['first_stage']}: the first stage is the first N0 seeds of the "
+                     f"{len(config['scales'][config['scale']]['seeds'])} run at scale {config['scale']!r}; "
+                     "run at least that many (num_seeds)")
 
 SCALE = config["scale"]
 if SCALE not in config["scales"]:

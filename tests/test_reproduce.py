@@ -58,3 +58,39 @@ def test_zero_seeds_is_an_error_before_anything_runs(captured) -> None:
     with pytest.raises(DosError, match="--seeds 0"):
         reproduce.run(_args("--seeds", "0"))
     assert captured == []
+
+
+def _fake_claims(root, needed: list[str], verdicts: list[str] | None = None) -> None:
+    rows = ["table,claim,verdict,seeds_needed"] + [
+        f"5,c{i},{(verdicts or ['inconclusive'] * len(needed))[i]},{n}" for i, n in enumerate(needed)]
+    (root / "results" / "mini").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "mini" / "claims.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_resolve_runs_the_first_stage_then_the_seeds_the_claims_need(captured, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
+    # the largest seeds_needed of a decided claim (a "not run" claim's is ignored)
+    _fake_claims(tmp_path, ["13", "20", "", "40"], ["reproduced", "inconclusive", "not run", "not run"])
+    assert reproduce.run(_args("--seeds", "10", "--first-seed", "10", "--resolve")) == 0
+    assert [cmd[cmd.index("--config") + 1:] for cmd in captured] == [
+        ["scale=mini", "num_seeds=10", "first_seed=10", "first_stage=10"],
+        ["scale=mini", "num_seeds=20", "first_seed=10", "first_stage=10"]]
+
+
+def test_resolve_stops_at_the_first_stage_when_it_is_enough(captured, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
+    _fake_claims(tmp_path, ["10", "8"])
+    assert reproduce.run(_args("--seeds", "10", "--resolve")) == 0
+    assert len(captured) == 1
+
+
+def test_resolve_needs_a_first_stage_and_its_claims(captured, tmp_path, monkeypatch) -> None:
+    with pytest.raises(DosError, match="--resolve: give the first stage"):
+        reproduce.run(_args("--resolve"))
+    with pytest.raises(DosError, match="--first-stage 5"):
+        reproduce.run(_args("--seeds", "3", "--first-stage", "5"))
+    assert captured == []
+    monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
+    with pytest.raises(DosError, match="claims.csv: not written by the first stage"):
+        reproduce.run(_args("--seeds", "4", "--resolve"))
+    assert len(captured) == 1  # the first stage ran; nothing after it

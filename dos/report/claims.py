@@ -15,12 +15,23 @@ is the claim::
 `diff` is evaluated once per seed on the seed's values (paired by seed: runs of one seed share the data, the
 subsets and the initialisation seed), and once on the paper's numbers (`paper_diff`; empty when a term has no
 paper number). The 95% confidence interval of the mean difference is Student's t-interval over the seeds,
-mean ± t(0.975, n - 1) · sd / sqrt(n). The verdict is *reproduced* when the interval excludes 0 on the paper's
+mean ± t(0.975, n - 1) · sd / sqrt(n), or, with a first stage (`--first-stage n0`), Stein's two-stage
+fixed-width interval (below). The verdict is *reproduced* when the interval excludes 0 on the paper's
 side, *contradicted* when it excludes 0 on the other side, and *inconclusive* when it covers 0; a claim whose
 direction is given by `expect` (">" the default, or "<") uses that side instead of the paper's. A claim some
 of whose runs are missing at the scale (a dataset not mapped) is *not run*; so is a claim of a table the scale
 does not build, unless every term of it is a run of its own (then its runs are made and it is decided). Entries with `verdict: reported`
 (a ratio, say) get an interval and no verdict.
+
+Stein's two-stage interval (Stein 1945) is the one that guarantees a half-width: a t-interval extended "until it
+is narrow enough" loses its coverage, and a fixed n decided in advance may land wide (the sd of a paired
+difference is itself uncertain). The first n0 seeds of `--seeds` are the first stage; its sd s0 alone fixes the
+number of seeds a half-width d needs, N = max(n0, floor((t(0.975, n0 - 1) · s0 / d)^2) + 1) (`seeds_needed`),
+and the interval over all n seeds is mean ± t(0.975, n0 - 1) · s0 / sqrt(n). For normal per-seed differences
+its coverage is exactly 95 % whatever s0 came out (the sample mean of normal data is independent of its sample
+variance), so running N seeds, N chosen from the first stage's sds, gives a half-width of at most d. The
+claims table shows each claim's N; run that many seeds (the largest over the claims) and decide on them. Without
+a first stage, `seeds_needed` is a forecast at the observed sd: the n whose t-interval half-width would be d.
 
 Expressions use + - * /, numbers, max(...) and min(...), and the term names: nothing else is evaluated.
 Values are in % (metrics.json fractions x 100), read from each cell's per-seed runs as listed in the table CSV.
@@ -43,8 +54,13 @@ from dos.report.tables import KEY, _text, read_metric, read_table_csv, scale_not
 from dos.utils.io import write_text
 
 COLUMNS = ["table", "claim", "paper_diff", "diff", "ci_low", "ci_high", "n_seeds", "verdict", "seeds", "method",
-           "per_seed", "note"]
+           "per_seed", "seeds_needed", "note"]
 METHOD = "paired t-interval over seeds, 95%"
+DEFAULT_HALF_WIDTH = 1.0  # the mIoU half-width the mini measurement must resolve (issue 12's bar)
+
+
+def stein_method(first_stage: int) -> str:
+    return f"paired Stein two-stage interval, 95% (sd from the first {first_stage} seeds)"
 VERDICTS = ("reproduced", "inconclusive", "contradicted", "not run", "reported")
 
 # Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30; beyond, the normal-approximation expansion
@@ -72,6 +88,33 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     if len(values) < 2:
         return mean, math.nan, math.nan
     half = t_quantile_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def seeds_for_half_width(sd: float, half_width: float, first_stage: int | None = None) -> int:
+    """Seeds a 95% interval of half-width `half_width` needs at the sd `sd`. With `first_stage` (n0, the seeds
+    `sd` came from): Stein's N = max(n0, floor((t(n0 - 1) · sd / half_width)^2) + 1), exact. Without: the
+    smallest n >= 2 with t(n - 1) · sd / sqrt(n) <= half_width, a forecast that takes `sd` as known."""
+    if half_width <= 0 or math.isnan(sd):
+        raise ValueError(f"seeds_for_half_width: half_width must be > 0 and sd a number (got {half_width}, {sd})")
+    if first_stage is not None:
+        return max(first_stage, math.floor((t_quantile_975(first_stage - 1) * sd / half_width) ** 2) + 1)
+    n = 2
+    while t_quantile_975(n - 1) * sd / math.sqrt(n) > half_width:
+        n += 1
+    return n
+
+
+def stein_interval(values: list[float], first_stage: int) -> tuple[float, float, float]:
+    """(mean, low, high) of Stein's two-stage 95% interval: the mean of all values ± t(n0 - 1) · s0 / sqrt(n),
+    s0 the sd of the first `first_stage` values (the first stage). NaN bounds when the first stage is not
+    complete (fewer than `first_stage` values, or fewer than two)."""
+    if not values:
+        return math.nan, math.nan, math.nan
+    mean = math.fsum(values) / len(values)
+    if first_stage < 2 or len(values) < first_stage:
+        return mean, math.nan, math.nan
+    half = t_quantile_975(first_stage - 1) * statistics.stdev(values[:first_stage]) / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
 
@@ -252,11 +295,23 @@ def claim_inputs(path: str | Path, runs_root: str, seeds: list[int], tables: lis
 
 def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | None = None,
                  seeds: list[int] | None = None, base: str | Path = ".", scale: str = "mini",
-                 tables: list[int] | None = None):
+                 tables: list[int] | None = None, first_stage: int | None = None,
+                 half_width: float = DEFAULT_HALF_WIDTH):
     """One row per claim (COLUMNS). With `tables`, claims of other tables are *not run* (their tables are not
-    built at this scale)."""
+    built at this scale). With `first_stage` (n0), the intervals are Stein's, the first stage being the first
+    n0 of `seeds`; `seeds_needed` is the seeds a half-width of `half_width` needs (module docstring)."""
     import pandas as pd
 
+    if first_stage is not None:
+        if first_stage < 2:
+            raise DosError(f"--first-stage {first_stage}: the first stage needs at least 2 seeds (it estimates an sd)")
+        if not seeds or len(seeds) < first_stage:
+            raise DosError(f"--first-stage {first_stage}: give at least that many --seeds (got {len(seeds or [])}); "
+                           "the first stage is the first n0 of them")
+    if not half_width > 0:
+        raise DosError(f"--half-width {half_width}: must be positive")
+    stage_one = set(seeds[:first_stage]) if first_stage is not None else set()
+    method = METHOD if first_stage is None else stein_method(first_stage)
     sources = _Sources(Path(results), runs_root, seeds, Path(base))
     records = []
     for claim in claims:
@@ -264,8 +319,8 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
         if tables is not None and not decided_at(claim, tables):
             records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": math.nan,
                             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": 0,
-                            "verdict": "not run", "seeds": "", "method": METHOD, "per_seed": "",
-                            "note": f"Table {claim['table']} is not built at this scale (scales.{scale}.main_tables)"})
+                            "verdict": "not run", "seeds": "", "method": method, "per_seed": "",
+                            "seeds_needed": "", "note": f"Table {claim['table']} is not built at this scale (scales.{scale}.main_tables)"})
             continue
         per_term, paper = {}, {}
         for name, term in claim["terms"].items():
@@ -273,8 +328,20 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
         common = sorted(set.intersection(*(set(v) for v in per_term.values())))
         missing = sorted(set().union(*(set(v) for v in per_term.values())) - set(common))
         paper_diff = math.nan if any(math.isnan(v) for v in paper.values()) else evaluate(claim["tree"], paper)
+        if first_stage is not None:  # the first stage's seeds first: stein_interval takes its sd from them
+            common = [seed for seed in seeds if seed in stage_one and seed in common] + \
+                     [seed for seed in common if seed not in stage_one]
         diffs = [evaluate(claim["tree"], {name: per_term[name][seed] for name in per_term}) for seed in common]
-        mean, low, high = t_interval(diffs)
+        incomplete = first_stage is not None and len([s for s in common if s in stage_one]) < first_stage
+        if first_stage is None:
+            mean, low, high = t_interval(diffs)
+            sd = statistics.stdev(diffs) if len(diffs) >= 2 else math.nan
+        elif incomplete:
+            mean, low, high, sd = math.fsum(diffs) / len(diffs) if diffs else math.nan, math.nan, math.nan, math.nan
+        else:
+            mean, low, high = stein_interval(diffs, first_stage)
+            sd = statistics.stdev(diffs[:first_stage])
+        needed = "" if math.isnan(sd) or not diffs else seeds_for_half_width(sd, half_width, first_stage)
         direction = {">": 1.0, "<": -1.0}.get(claim["expect"]) if claim["expect"] else \
             (math.copysign(1.0, paper_diff) if not math.isnan(paper_diff) and paper_diff != 0 else 1.0)
         if not common:
@@ -286,12 +353,18 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
         notes = [claim["note"]] if claim["note"] else []
         if missing:
             notes.append(f"seeds {missing} lack a term's run and are left out")
+        if incomplete and common:
+            notes.append(f"first stage incomplete: a term lacks runs of seeds {sorted(stage_one - set(common))}, "
+                         "so no Stein interval")
+        elif first_stage is not None and needed and len(diffs) < needed:
+            notes.append(f"half-width {half_width:g} needs {needed} seeds (Stein), {len(diffs)} run")
         if claim["expect"] is None and (math.isnan(paper_diff) or paper_diff == 0):
             notes.append("direction: '>' (the paper gives no difference)")
         records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": paper_diff, "diff": mean,
                         "ci_low": low, "ci_high": high, "n_seeds": len(common), "verdict": outcome,
-                        "seeds": " ".join(map(str, common)), "method": METHOD,
-                        "per_seed": " ".join(f"{d:.2f}" for d in diffs), "note": "; ".join(notes)})
+                        "seeds": " ".join(map(str, common)), "method": method,
+                        "per_seed": " ".join(f"{d:.2f}" for d in diffs), "seeds_needed": needed,
+                        "note": "; ".join(notes)})
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame.attrs["scale"] = scale
     return frame
@@ -301,7 +374,12 @@ def _fmt(value: float, sign: bool = True) -> str:
     return "" if value is None or math.isnan(value) else (f"{value:+.2f}" if sign else f"{value:.2f}")
 
 
-def render_markdown(frame, scale: str) -> str:
+def _method_text(frame) -> str:
+    methods = [m for m in dict.fromkeys(frame["method"]) if m]
+    return "; ".join(methods) if methods else METHOD
+
+
+def render_markdown(frame, scale: str, half_width: float = DEFAULT_HALF_WIDTH) -> str:
     import pandas as pd
 
     shown = pd.DataFrame({
@@ -310,15 +388,23 @@ def render_markdown(frame, scale: str) -> str:
         "95% CI": [f"[{_fmt(a)}, {_fmt(b)}]" if not math.isnan(a) else "" for a, b in zip(frame["ci_low"],
                                                                                           frame["ci_high"])],
         "half-width": [_fmt((b - a) / 2, sign=False) for a, b in zip(frame["ci_low"], frame["ci_high"])],
-        "seeds": frame["n_seeds"].astype(int).astype(str), "verdict": frame["verdict"], "note": frame["note"],
+        "seeds": frame["n_seeds"].astype(int).astype(str),
+        f"seeds for half-width {half_width:g}": [str(v) for v in frame["seeds_needed"]],
+        "verdict": frame["verdict"], "note": frame["note"],
     })
     counts = frame["verdict"].value_counts()
     summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+    stein = any(str(m).startswith("paired Stein") for m in frame["method"])
+    needed_text = ("Seeds for half-width: Stein's N from the first stage's sd; the interval meets it once that "
+                   "many seeds are run." if stein else
+                   "Seeds for half-width: a forecast at the observed sd (the n whose t-interval would be that "
+                   "narrow); a guaranteed half-width takes a first stage (`--first-stage`, Stein's procedure).")
     parts = [f"### The paper's claims (scale {scale})", "",
              f"{summary}. Differences in points (%) of the claim's metric (mIoU, or NDS / mAP for Table 2); "
-             f"{METHOD} (paired by seed). *reproduced*: the interval "
+             f"{_method_text(frame)} (paired by seed). *reproduced*: the interval "
              "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0. "
-             "The half-width (half the interval) is what the seeds resolve: it shrinks as t(n-1) / sqrt(n).", ""]
+             "The half-width (half the interval) is what the seeds resolve: it shrinks as 1 / sqrt(n). "
+             + needed_text, ""]
     if scale_note(scale):
         parts += [f"> **Note.** {scale_note(scale)}", ""]
     parts += [shown.to_markdown(index=False, disable_numparse=True), ""]
@@ -337,6 +423,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the tables built at this scale; claims of other tables are reported as not run")
     parser.add_argument("--figure", default=None, help="also draw the claims as a forest plot (.png or .svg)")
     parser.add_argument("--only", action="store_true", help="list only the claims of --tables (one table's claims)")
+    parser.add_argument("--first-stage", type=int, default=None, metavar="N0",
+                        help="Stein's two-stage intervals: the first N0 of --seeds are the first stage, whose sd "
+                             "fixes each claim's half-width (module docstring); default: t-intervals")
+    parser.add_argument("--half-width", type=float, default=DEFAULT_HALF_WIDTH,
+                        help="the half-width the seeds_needed column is for (default: %(default)s points)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -348,10 +439,10 @@ def run(args: argparse.Namespace) -> int:
             raise DosError("--only lists the claims of --tables: give --tables")
         claims = [c for c in claims if c["table"] in args.tables]
     frame = build_claims(claims, Path(args.results), args.runs_root, args.seeds, args.base,
-                         args.scale, args.tables)
+                         args.scale, args.tables, args.first_stage, args.half_width)
     out = Path(args.out_dir or args.results)
     write_text(out / "claims.csv", frame.to_csv(index=False, lineterminator="\n"))
-    write_text(out / "claims.md", render_markdown(frame, args.scale))
+    write_text(out / "claims.md", render_markdown(frame, args.scale, args.half_width))
     print(out / "claims.csv")
     print(out / "claims.md")
     if args.figure:

@@ -190,3 +190,103 @@ def test_the_repository_claims_name_real_cells_and_cover_the_issue():
                 assert (term["table"], *(term[k] for k in KEY)) in known, (claim["claim"], term)
     assert {c["table"] for c in checked} >= {1, 2, 5, 8, 9, 10, 11, 12}
     assert sum(c["table"] == 5 for c in checked) == 6
+
+
+# --- Stein's two-stage fixed-width interval -------------------------------------------------------------------
+
+
+def test_seeds_for_half_width_stein_and_forecast_by_hand():
+    # Stein: N = max(n0, floor((t(n0-1) s0 / d)^2) + 1); t(9) = 2.2622
+    assert claims.seeds_for_half_width(1.931, 1.0, first_stage=10) == math.floor((2.2622 * 1.931) ** 2) + 1 == 20
+    assert claims.seeds_for_half_width(0.41, 1.0, first_stage=10) == 10           # never fewer than the first stage
+    assert claims.seeds_for_half_width(1.0, 0.5, first_stage=5) == math.floor((2.7764 * 2) ** 2) + 1 == 31
+    # forecast: the smallest n whose t-interval is that narrow at this sd (t(11) x 1.57 / sqrt(12) = 0.9975)
+    assert claims.seeds_for_half_width(1.57, 1.0) == 12
+    assert claims.t_quantile_975(10) * 1.57 / math.sqrt(11) > 1.0
+    with pytest.raises(ValueError):
+        claims.seeds_for_half_width(1.0, 0.0)
+
+
+def test_stein_interval_takes_its_sd_from_the_first_stage_only():
+    first = [1.0, 2.0, 3.0]                                # sd 1
+    wild = first + [40.0, -40.0, 0.0]                      # a second stage with a huge spread
+    mean, low, high = claims.stein_interval(wild, first_stage=3)
+    assert mean == pytest.approx(1.0)
+    assert (high - low) / 2 == pytest.approx(4.3027 * 1.0 / math.sqrt(6))   # t(2) x s0 / sqrt(n), not the sd of 6
+    # with n = n0 it is the t-interval
+    assert claims.stein_interval(first, 3) == pytest.approx(claims.t_interval(first))
+    assert math.isnan(claims.stein_interval(first[:2], 3)[1])            # first stage not complete
+
+
+def test_the_stein_procedure_has_its_coverage_and_its_half_width():
+    """Simulated measurements: stage 1 of n0 normal differences, N from its sd, stage 2 up to N. The interval
+    must cover the true mean 95 % of the time and never be wider than d. (Taking the sd over all N instead, or
+    t(N - 1), breaks the width guarantee; a stage-2 size chosen from the means would break the coverage.)"""
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(12)
+    mu, sigma, n0, d, trials = 0.7, 1.4, 5, 1.0, 4000
+    covered, widest, sizes = 0, 0.0, []
+    for _ in range(trials):
+        first = list(rng.normal(mu, sigma, n0))
+        total = claims.seeds_for_half_width(statistics.stdev(first), d, first_stage=n0)
+        values = first + list(rng.normal(mu, sigma, total - n0))
+        mean, low, high = claims.stein_interval(values, n0)
+        covered += low <= mu <= high
+        widest = max(widest, (high - low) / 2)
+        sizes.append(total)
+    assert widest <= d
+    assert 0.94 <= covered / trials <= 0.96          # binomial sd at 4000 trials: 0.0034
+    assert min(sizes) == n0 and max(sizes) > 3 * n0  # N really follows the first stage's sd
+
+
+def test_claims_with_a_first_stage_are_steins_and_say_the_seeds_needed(tmp_path):
+    seeds = [0, 1, 2, 3, 4]
+    a = [0.60, 0.70, 0.65, 0.64, 0.70]
+    b = [0.58, 0.675, 0.635, 0.60, 0.71]   # a - b: +2.0 +2.5 +1.5 (stage 1), +4.0 -1.0
+    _table5(tmp_path, {"observable (ours)": a, "naive": b}, seeds=seeds)
+    loaded = claims.load_claims(_spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")]))
+    # seeds listed out of order: the first stage is the first n0 of --seeds, whatever their numbers
+    frame = claims.build_claims(loaded, tmp_path / "results", seeds=[2, 0, 1, 3, 4], first_stage=3)
+    row = frame.iloc[0]
+    stage1 = [1.5, 2.0, 2.5]
+    half = 4.3027 * statistics.stdev(stage1) / math.sqrt(5)
+    assert row["diff"] == pytest.approx(9.0 / 5)
+    assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(half, rel=1e-4)
+    assert row["seeds"] == "2 0 1 3 4" and row["method"].startswith("paired Stein")
+    assert row["seeds_needed"] == math.floor((4.3027 * 0.5 / 1.0) ** 2) + 1 == 5
+    assert row["verdict"] == "reproduced" and row["note"] == ""
+    # a tighter target asks for more seeds than were run, and says so
+    frame = claims.build_claims(loaded, tmp_path / "results", seeds=[2, 0, 1, 3, 4], first_stage=3, half_width=0.5)
+    assert frame.iloc[0]["seeds_needed"] == 19 and "needs 19 seeds (Stein), 5 run" in frame.iloc[0]["note"]
+    # without a first stage: t-interval over the 5, and a forecast
+    plain = claims.build_claims(loaded, tmp_path / "results", seeds=seeds).iloc[0]
+    assert plain["method"] == claims.METHOD
+    assert plain["ci_low"] == pytest.approx(claims.t_interval([2.0, 2.5, 1.5, 4.0, -1.0])[1])
+    assert plain["seeds_needed"] == claims.seeds_for_half_width(statistics.stdev([2.0, 2.5, 1.5, 4.0, -1.0]), 1.0)
+
+
+def test_an_incomplete_first_stage_gives_no_interval_and_bad_stages_are_errors(tmp_path):
+    _table5(tmp_path, {"observable (ours)": [0.60, 0.70], "naive": [0.58, 0.675]}, seeds=(0, 1))
+    loaded = claims.load_claims(_spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")]))
+    row = claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1, 2], first_stage=3).iloc[0]
+    assert math.isnan(row["ci_low"]) and row["verdict"] == "inconclusive" and "first stage incomplete" in row["note"]
+    with pytest.raises(DosError, match="--first-stage 1"):
+        claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1], first_stage=1)
+    with pytest.raises(DosError, match="at least that many --seeds"):
+        claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1], first_stage=3)
+    with pytest.raises(DosError, match="--half-width -1"):
+        claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1], half_width=-1)
+
+
+def test_the_markdown_names_the_stein_method(tmp_path):
+    _table5(tmp_path, {"observable (ours)": [0.60, 0.70, 0.65], "naive": [0.58, 0.675, 0.635]})
+    spec = _spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")])
+    parser = argparse.ArgumentParser()
+    claims.configure(parser)
+    args = [str(spec), "--results", str(tmp_path / "results"), "--seeds", "0", "1", "2", "--first-stage", "3",
+            "--half-width", "0.5"]
+    assert claims.run(parser.parse_args(args)) == 0
+    md = (tmp_path / "results" / "claims.md").read_text()
+    assert "Stein two-stage interval, 95% (sd from the first 3 seeds)" in md and "seeds for half-width 0.5" in md
+    row = next(line for line in md.splitlines() if "observable > naive" in line)
+    assert [cell.strip() for cell in row.split("|")][8] == str(math.floor((4.3027 * 0.5 / 0.5) ** 2) + 1)

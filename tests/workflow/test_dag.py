@@ -133,6 +133,19 @@ def test_first_seed_shifts_the_seeds_to_ones_not_run_before(tree: Path) -> None:
     assert bad.returncode != 0 and "first_seed" in bad.stdout + bad.stderr
 
 
+def test_first_stage_makes_the_claims_steins_and_is_checked_against_the_seeds(tree: Path) -> None:
+    """`--config first_stage=N0` (`make reproduce RESOLVE=1`'s stages): the claims rule decides with Stein's
+    intervals over the first N0 seeds' sds, for the configured target half-width; a first stage longer than the
+    seeds run is refused before any job."""
+    out = run(snakemake("-n", "-p", "--config", "scale=mini", "num_seeds=4", "first_stage=3", "target_half_width=0.5",
+                        "--", "results/mini/claims.csv"), cwd=tree, env=environment(), timeout=300)
+    claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
+    assert "--seeds 0 1 2 3 --first-stage 3 --half-width 0.5 " in claims
+    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "first_stage=4"), cwd=tree, env=environment(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "first_stage=4" in bad.stdout + bad.stderr
+
+
 def test_shared_pretraining_feeds_every_table(tree: Path) -> None:
     """One default DOS pretraining per dataset and seed, whichever tables ask for it."""
     out = run(snakemake("-n", "all_tables", "--config", "scale=smoke"), cwd=tree, env=environment(), timeout=300)

@@ -236,6 +236,13 @@ def claims_inputs(scale, tables=None, only=False):
                         only)
 
 
+def claims_interval_options():
+    """`dos report claims` options of the interval: Stein's two-stage one with `first_stage` (the first N0 seeds
+    are stage 1), and the half-width its seeds_needed column is for. A params entry: a change reruns the claims."""
+    stage = f"--first-stage {config['first_stage']} " if config.get("first_stage") else ""
+    return f"{stage}--half-width {config.get('target_half_width', 1.0)}"
+
+
 def table_files(n, scale=None):
     """results/<scale>/tableN.{csv,md,tex}, or without a scale results/tableN.* (the configured scale's copy)."""
     folder = f"results/{scale}" if scale else "results"

@@ -67,9 +67,10 @@ rule claims:
     params:
         seeds=lambda w: " ".join(map(str, config["scales"][w.scale]["seeds"])),
         tables=lambda w: " ".join(map(str, config["scales"][w.scale]["main_tables"])),
+        interval=claims_interval_options(),
     shell:
         "dos report claims {input.spec} --results results/{wildcards.scale} --scale {wildcards.scale} "
-        "--tables {params.tables} --runs-root runs/{wildcards.scale} --seeds {params.seeds} "
+        "--tables {params.tables} --runs-root runs/{wildcards.scale} --seeds {params.seeds} {params.interval} "
         "--figure {output.figure} > {log} 2>&1"
 
 
@@ -87,9 +88,10 @@ rule table_claims:
         "logs/{scale}/tables/claims_table{n}.log",
     params:
         seeds=lambda w: " ".join(map(str, config["scales"][w.scale]["seeds"])),
+        interval=claims_interval_options(),
     shell:
         "dos report claims {input.spec} --results results/{wildcards.scale} --scale {wildcards.scale} "
-        "--tables {wildcards.n} --only --runs-root runs/{wildcards.scale} --seeds {params.seeds} "
+        "--tables {wildcards.n} --only --runs-root runs/{wildcards.scale} --seeds {params.seeds} {params.interval} "
         "--out-dir results/{wildcards.scale}/claims_table{wildcards.n} --figure {output.figure} > {log} 2>&1"
 
 
