@@ -10,8 +10,8 @@ SCALE  ?= mini
 # SEEDS=10 FIRST_SEED=10 runs seeds 10-19 (the unseen-seed check, reports/mini/calibration.md §16).
 SEEDS  ?=
 FIRST_SEED ?=
-# RESOLVE=1: a two-stage measurement (Stein): SEEDS=N0 is the first stage, then as many seeds as the claims need for
-# config/config.yaml's target_half_width (README, "The claims at mini").
+# RESOLVE=1 (any non-empty value): a two-stage measurement (Stein): SEEDS=N0 is the first stage, then as many seeds
+# as the claims need for config/config.yaml's target_half_width (README, "The claims at mini").
 RESOLVE ?=
 # PyPI's Linux torch wheel bundles CUDA (~3 GB of nvidia-* wheels); the CPU build comes from PyTorch's index.
 # Empty (make TORCH_INDEX=) = only your pip configuration's indexes.

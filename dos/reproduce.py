@@ -4,8 +4,9 @@ This is a thin wrapper so that the one command stays the same as the DAG grows: 
 `snakemake --cores N --config scale=SCALE [num_seeds=S] [first_seed=K] [first_stage=N0] [targets]` from the
 repository root.
 
-`--resolve` makes it a two-stage measurement (Stein's procedure, dos/report/claims.py): the --seeds N0 seeds are
-the first stage; their claims table says how many seeds each claim needs for the config's `target_half_width`;
+`--resolve` makes it a two-stage measurement (Stein's procedure, dos/report/claims.py): it runs the --seeds N
+seeds, the first N0 of which (--first-stage, default all N) are the first stage; their claims table says how many
+seeds each claim needs for the config's `target_half_width`;
 the DAG then runs again with the largest of those (the first stage's runs are reused), and the claims are decided
 on all of them with the first stage's sds. The number of seeds is chosen from the first stage's sds alone, which
 is what keeps the 95 % coverage exact.
@@ -38,8 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-stage", type=int, default=None, metavar="N0",
                         help="decide the claims with Stein's two-stage intervals, the first N0 seeds as stage 1")
     parser.add_argument("--resolve", action="store_true",
-                        help="two-stage measurement: run the --seeds N0 seeds (stage 1), then as many seeds as the "
-                             "claims need for the config's target_half_width (module docstring)")
+                        help="two-stage measurement: run the --seeds N seeds (the first --first-stage of them, "
+                             "default all, are stage 1), then as many as the claims need for the config's "
+                             "target_half_width (module docstring)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     parser.add_argument("targets", nargs="*", help="Snakemake targets (default: the Snakefile's `all`)")
 
@@ -51,20 +53,29 @@ def repository_root() -> Path:
     return root
 
 
-def seeds_needed(claims_csv: Path) -> int:
-    """The most seeds any decided claim of `claims_csv` needs (its seeds_needed column)."""
+def seeds_needed(claims_csv: Path, first_stage_seeds: list[int]) -> tuple[int, list[str]]:
+    """(the most seeds any decided claim of `claims_csv` needs, the claims that give no number), from a claims
+    table whose Stein first stage is `first_stage_seeds`: a table of another run (stale, or of t-intervals, whose
+    seeds_needed is a forecast) is refused."""
     if not claims_csv.is_file():
         raise DosError(f"{claims_csv}: not written by the first stage; --resolve needs the claims among the targets "
                        "(the default target builds them)")
+    from dos.report.claims import stein_method
+
     with claims_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if row.get("verdict") not in ("not run", "reported")]
     if rows and "seeds_needed" not in rows[0]:
         raise DosError(f"{claims_csv}: no seeds_needed column (written by an older dos?)")
-    needed = [int(float(row["seeds_needed"])) for row in rows
-              if row["seeds_needed"] and row["verdict"] != "not run"]
+    expected = " ".join(map(str, first_stage_seeds))
+    for row in rows:
+        if row["method"] != stein_method(len(first_stage_seeds)) or \
+                not (row["seeds"] + " ").startswith(expected + " "):
+            raise DosError(f"{claims_csv}: claim {row['claim']!r} was not decided with the first stage "
+                           f"{expected} ({row['method']!r}, seeds {row['seeds']!r}): not this run's claims table")
+    needed = [int(float(row["seeds_needed"])) for row in rows if row["seeds_needed"]]
     if not needed:
         raise DosError(f"{claims_csv}: no decided claim has a seeds_needed value")
-    return max(needed)
+    return max(needed), [row["claim"] for row in rows if not row["seeds_needed"]]
 
 
 def _snakemake_command(snakemake: str, args: argparse.Namespace, num_seeds: int | None,
@@ -112,9 +123,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("--resolve --dry-run: the second stage's size is read from the first stage's claims, after it has run")
         return 0
-    total = seeds_needed(root / "results" / args.scale / "claims.csv")
+    first = args.first_seed or 0
+    total, unsized = seeds_needed(root / "results" / args.scale / "claims.csv",
+                                  list(range(first, first + first_stage)))
+    if unsized:
+        print(f"note: {len(unsized)} decided claim(s) give no seeds_needed (a first-stage run missing?): "
+              + "; ".join(unsized), flush=True)
     if total <= args.seeds:
-        print(f"resolved at the first stage: every claim's half-width is at most the target with {args.seeds} seeds")
+        print(f"resolved with the {args.seeds} seeds run: every sized claim's half-width is within the target")
         return 0
     print(f"second stage: the claims need {total} seeds (Stein, first stage of {first_stage}); running "
           f"{total - args.seeds} more", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import subprocess
 
 import pytest
@@ -60,17 +61,24 @@ def test_zero_seeds_is_an_error_before_anything_runs(captured) -> None:
     assert captured == []
 
 
-def _fake_claims(root, needed: list[str], verdicts: list[str] | None = None) -> None:
-    rows = ["table,claim,verdict,seeds_needed"] + [
-        f"5,c{i},{(verdicts or ['inconclusive'] * len(needed))[i]},{n}" for i, n in enumerate(needed)]
+def _fake_claims(root, needed: list[str], verdicts: list[str] | None = None, first_stage: int = 10,
+                 seeds: str = "10 11 12 13 14 15 16 17 18 19") -> None:
+    from dos.report.claims import stein_method
+
     (root / "results" / "mini").mkdir(parents=True, exist_ok=True)
-    (root / "results" / "mini" / "claims.csv").write_text("\n".join(rows) + "\n")
+    with (root / "results" / "mini" / "claims.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["table", "claim", "verdict", "seeds", "method", "seeds_needed"])
+        for i, n in enumerate(needed):
+            writer.writerow([5, f"c{i}", (verdicts or ["inconclusive"] * len(needed))[i], seeds,
+                             stein_method(first_stage), n])
 
 
 def test_resolve_runs_the_first_stage_then_the_seeds_the_claims_need(captured, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
-    # the largest seeds_needed of a decided claim (a "not run" claim's is ignored)
-    _fake_claims(tmp_path, ["13", "20", "", "40"], ["reproduced", "inconclusive", "not run", "not run"])
+    # the largest seeds_needed of a decided claim (a "not run" or "reported" claim's is ignored)
+    _fake_claims(tmp_path, ["13", "20", "", "40", "60"], ["reproduced", "inconclusive", "not run", "not run",
+                                                         "reported"])
     assert reproduce.run(_args("--seeds", "10", "--first-seed", "10", "--resolve")) == 0
     assert [cmd[cmd.index("--config") + 1:] for cmd in captured] == [
         ["scale=mini", "num_seeds=10", "first_seed=10", "first_stage=10"],
@@ -79,9 +87,22 @@ def test_resolve_runs_the_first_stage_then_the_seeds_the_claims_need(captured, t
 
 def test_resolve_stops_at_the_first_stage_when_it_is_enough(captured, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
-    _fake_claims(tmp_path, ["10", "8"])
+    _fake_claims(tmp_path, ["10", "8"], seeds="0 1 2 3 4 5 6 7 8 9")
     assert reproduce.run(_args("--seeds", "10", "--resolve")) == 0
     assert len(captured) == 1
+
+
+def test_resolve_refuses_a_claims_table_of_another_run(captured, tmp_path, monkeypatch) -> None:
+    """A claims.csv the first stage did not write (other seeds, or t-intervals whose seeds_needed is a
+    forecast) must not size the second stage."""
+    monkeypatch.setattr(reproduce, "repository_root", lambda: tmp_path)
+    _fake_claims(tmp_path, ["20"], seeds="0 1 2 3 4 5 6 7 8 9")          # seeds 0-9, the run asked for 10-19
+    with pytest.raises(DosError, match="not this run's claims table"):
+        reproduce.run(_args("--seeds", "10", "--first-seed", "10", "--resolve"))
+    _fake_claims(tmp_path, ["20"], first_stage=5)                          # a first stage of 5, not 10
+    with pytest.raises(DosError, match="not this run's claims table"):
+        reproduce.run(_args("--seeds", "10", "--first-seed", "10", "--resolve"))
+    assert len(captured) == 2  # two first stages ran; no second
 
 
 def test_resolve_needs_a_first_stage_and_its_claims(captured, tmp_path, monkeypatch) -> None:

@@ -28,8 +28,9 @@ is narrow enough" loses its coverage, and a fixed n decided in advance may land 
 difference is itself uncertain). The first n0 seeds of `--seeds` are the first stage; its sd s0 alone fixes the
 number of seeds a half-width d needs, N = max(n0, floor((t(0.975, n0 - 1) · s0 / d)^2) + 1) (`seeds_needed`),
 and the interval over all n seeds is mean ± t(0.975, n0 - 1) · s0 / sqrt(n). For normal per-seed differences
-its coverage is exactly 95 % whatever s0 came out (the sample mean of normal data is independent of its sample
-variance), so running N seeds, N chosen from the first stage's sds, gives a half-width of at most d. The
+and a claim linear in its terms, its coverage is exactly 95 % whenever n depends on the first stage's sds alone
+(the sample mean of normal data is independent of its sample covariance), so running N seeds, N the largest over
+the claims, gives every claim a half-width below d. Each interval is 95 % on its own (no multiplicity correction). The
 claims table shows each claim's N; run that many seeds (the largest over the claims) and decide on them. Without
 a first stage, `seeds_needed` is a forecast at the observed sd: the n whose t-interval half-width would be d.
 
@@ -305,6 +306,8 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
     if first_stage is not None:
         if first_stage < 2:
             raise DosError(f"--first-stage {first_stage}: the first stage needs at least 2 seeds (it estimates an sd)")
+        if seeds and len(set(seeds)) != len(seeds):
+            raise DosError(f"--seeds {' '.join(map(str, seeds))}: a seed is listed twice")
         if not seeds or len(seeds) < first_stage:
             raise DosError(f"--first-stage {first_stage}: give at least that many --seeds (got {len(seeds or [])}); "
                            "the first stage is the first n0 of them")
@@ -336,15 +339,16 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
         if first_stage is None:
             mean, low, high = t_interval(diffs)
             sd = statistics.stdev(diffs) if len(diffs) >= 2 else math.nan
-        elif incomplete:
-            mean, low, high, sd = math.fsum(diffs) / len(diffs) if diffs else math.nan, math.nan, math.nan, math.nan
+        elif incomplete:  # no interval, and no mean that could be read as a measurement
+            mean, low, high, sd = math.nan, math.nan, math.nan, math.nan
         else:
             mean, low, high = stein_interval(diffs, first_stage)
             sd = statistics.stdev(diffs[:first_stage])
-        needed = "" if math.isnan(sd) or not diffs else seeds_for_half_width(sd, half_width, first_stage)
+        needed = "" if math.isnan(sd) or not diffs or claim["reported"] else \
+            seeds_for_half_width(sd, half_width, first_stage)
         direction = {">": 1.0, "<": -1.0}.get(claim["expect"]) if claim["expect"] else \
             (math.copysign(1.0, paper_diff) if not math.isnan(paper_diff) and paper_diff != 0 else 1.0)
-        if not common:
+        if not common or incomplete:
             outcome = "not run"
         elif claim["reported"]:
             outcome = "reported"
@@ -403,8 +407,8 @@ def render_markdown(frame, scale: str, half_width: float = DEFAULT_HALF_WIDTH) -
              f"{summary}. Differences in points (%) of the claim's metric (mIoU, or NDS / mAP for Table 2); "
              f"{_method_text(frame)} (paired by seed). *reproduced*: the interval "
              "excludes 0 on the paper's side; *contradicted*: on the other side; *inconclusive*: it covers 0. "
-             "The half-width (half the interval) is what the seeds resolve: it shrinks as 1 / sqrt(n). "
-             + needed_text, ""]
+             "The half-width (half the interval) is what the seeds resolve: it shrinks as "
+             + ("1 / sqrt(n) once the first stage is run. " if stein else "t(n - 1) / sqrt(n). ") + needed_text, ""]
     if scale_note(scale):
         parts += [f"> **Note.** {scale_note(scale)}", ""]
     parts += [shown.to_markdown(index=False, disable_numparse=True), ""]

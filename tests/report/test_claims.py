@@ -220,8 +220,8 @@ def test_stein_interval_takes_its_sd_from_the_first_stage_only():
 
 def test_the_stein_procedure_has_its_coverage_and_its_half_width():
     """Simulated measurements: stage 1 of n0 normal differences, N from its sd, stage 2 up to N. The interval
-    must cover the true mean 95 % of the time and never be wider than d. (Taking the sd over all N instead, or
-    t(N - 1), breaks the width guarantee; a stage-2 size chosen from the means would break the coverage.)"""
+    must cover the true mean 95 % of the time and never be wider than d. (Taking the sd over all N instead breaks
+    the width guarantee; t(N - 1) instead of t(n0 - 1) breaks the coverage, to about 0.92 here.)"""
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(12)
     mu, sigma, n0, d, trials = 0.7, 1.4, 5, 1.0, 4000
@@ -242,17 +242,22 @@ def test_the_stein_procedure_has_its_coverage_and_its_half_width():
 def test_claims_with_a_first_stage_are_steins_and_say_the_seeds_needed(tmp_path):
     seeds = [0, 1, 2, 3, 4]
     a = [0.60, 0.70, 0.65, 0.64, 0.70]
-    b = [0.58, 0.675, 0.635, 0.60, 0.71]   # a - b: +2.0 +2.5 +1.5 (stage 1), +4.0 -1.0
+    b = [0.58, 0.675, 0.635, 0.60, 0.71]   # a - b: +2.0 +2.5 +1.5 +4.0 -1.0 at seeds 0-4
     _table5(tmp_path, {"observable (ours)": a, "naive": b}, seeds=seeds)
     loaded = claims.load_claims(_spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")]))
-    # seeds listed out of order: the first stage is the first n0 of --seeds, whatever their numbers
-    frame = claims.build_claims(loaded, tmp_path / "results", seeds=[2, 0, 1, 3, 4], first_stage=3)
+    # the first stage is the first n0 of --seeds (here 3, 4, 0: not the lowest seed numbers)
+    frame = claims.build_claims(loaded, tmp_path / "results", seeds=[3, 4, 0, 1, 2], first_stage=3)
     row = frame.iloc[0]
-    stage1 = [1.5, 2.0, 2.5]
-    half = 4.3027 * statistics.stdev(stage1) / math.sqrt(5)
+    half = 4.3027 * statistics.stdev([4.0, -1.0, 2.0]) / math.sqrt(5)
     assert row["diff"] == pytest.approx(9.0 / 5)
     assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(half, rel=1e-4)
-    assert row["seeds"] == "2 0 1 3 4" and row["method"].startswith("paired Stein")
+    assert row["seeds"] == "3 4 0 1 2" and row["method"].startswith("paired Stein")
+    assert row["seeds_needed"] == math.floor((4.3027 * statistics.stdev([4.0, -1.0, 2.0])) ** 2) + 1 == 118
+    assert row["verdict"] == "inconclusive" and "needs 118 seeds (Stein), 5 run" in row["note"]
+    frame = claims.build_claims(loaded, tmp_path / "results", seeds=[2, 0, 1, 3, 4], first_stage=3)
+    row = frame.iloc[0]
+    half = 4.3027 * statistics.stdev([1.5, 2.0, 2.5]) / math.sqrt(5)
+    assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(half, rel=1e-4)
     assert row["seeds_needed"] == math.floor((4.3027 * 0.5 / 1.0) ** 2) + 1 == 5
     assert row["verdict"] == "reproduced" and row["note"] == ""
     # a tighter target asks for more seeds than were run, and says so
@@ -269,7 +274,13 @@ def test_an_incomplete_first_stage_gives_no_interval_and_bad_stages_are_errors(t
     _table5(tmp_path, {"observable (ours)": [0.60, 0.70], "naive": [0.58, 0.675]}, seeds=(0, 1))
     loaded = claims.load_claims(_spec(tmp_path, [_pair("observable > naive", "observable (ours)", "naive")]))
     row = claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1, 2], first_stage=3).iloc[0]
-    assert math.isnan(row["ci_low"]) and row["verdict"] == "inconclusive" and "first stage incomplete" in row["note"]
+    assert math.isnan(row["ci_low"]) and math.isnan(row["diff"]) and row["verdict"] == "not run"
+    assert "first stage incomplete" in row["note"] and "[2]" in row["note"]
+    # a second-stage seed missing: the interval stands, over the seeds there are, with the first stage's sd
+    row = claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1, 2], first_stage=2).iloc[0]
+    assert row["n_seeds"] == 2 and "seeds [2] lack" not in row["note"] and not math.isnan(row["ci_low"])
+    with pytest.raises(DosError, match="listed twice"):
+        claims.build_claims(loaded, tmp_path / "results", seeds=[0, 0, 1], first_stage=2)
     with pytest.raises(DosError, match="--first-stage 1"):
         claims.build_claims(loaded, tmp_path / "results", seeds=[0, 1], first_stage=1)
     with pytest.raises(DosError, match="at least that many --seeds"):
