@@ -30,9 +30,10 @@ number of seeds a half-width d needs, N = max(n0, floor((t(0.975, n0 - 1) · s0 
 and the interval over all n seeds is mean ± t(0.975, n0 - 1) · s0 / sqrt(n). For normal per-seed differences
 and a claim linear in its terms, its coverage is exactly 95 % whenever n depends on the first stage's sds alone
 (the sample mean of normal data is independent of its sample covariance), so running N seeds, N the largest over
-the claims, gives every claim a half-width below d. Each interval is 95 % on its own (no multiplicity correction). The
-claims table shows each claim's N; run that many seeds (the largest over the claims) and decide on them. Without
-a first stage, `seeds_needed` is a forecast at the observed sd: the n whose t-interval half-width would be d.
+the claims, gives every claim a half-width below d. Each interval is 95 % on its own (no multiplicity
+correction). The claims table shows each claim's N; run that many seeds (the largest over the claims) and decide
+on them. Without a first stage, `seeds_needed` is a forecast at the observed sd: the n whose t-interval
+half-width would be d.
 
 Expressions use + - * /, numbers, max(...) and min(...), and the term names: nothing else is evaluated.
 Values are in % (metrics.json fractions x 100), read from each cell's per-seed runs as listed in the table CSV.
@@ -323,7 +324,8 @@ def build_claims(claims: list[dict[str, Any]], results: Path, runs_root: str | N
             records.append({"table": claim["table"], "claim": claim["claim"], "paper_diff": math.nan,
                             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": 0,
                             "verdict": "not run", "seeds": "", "method": method, "per_seed": "",
-                            "seeds_needed": "", "note": f"Table {claim['table']} is not built at this scale (scales.{scale}.main_tables)"})
+                            "seeds_needed": "",
+                            "note": f"Table {claim['table']} is not built at this scale (scales.{scale}.main_tables)"})
             continue
         per_term, paper = {}, {}
         for name, term in claim["terms"].items():
