@@ -98,6 +98,18 @@ def test_mini_main_target_counts(tree: Path) -> None:
         assert path in out.stdout
 
 
+def _claims_command(stdout: str) -> str:
+    """The `dos report claims` command line of a `snakemake -n -p` listing."""
+    return next(line for line in stdout.splitlines() if "dos report claims" in line)
+
+
+def _assert_config_refused(tree: Path, setting: str, message: str) -> None:
+    """`--config scale=mini <setting>` stops the dry run, naming `message`."""
+    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", setting), cwd=tree, env=environment(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and message in bad.stdout + bad.stderr
+
+
 def test_num_seeds_runs_seeds_zero_to_n_and_the_claims_read_them(tree: Path) -> None:
     """`--config num_seeds=8` (`make reproduce SEEDS=8`): every run of the main target at seeds 0-7, and the
     tables and claims are given those seeds (their --seeds argument)."""
@@ -107,11 +119,8 @@ def test_num_seeds_runs_seeds_zero_to_n_and_the_claims_read_them(tree: Path) -> 
         assert counts.get(rule) == per_seed * 8, (rule, counts)
     assert "runs/mini/pretrain/ptv3/nuscenes/dos/seed7/encoder.pt" in out.stdout
     assert "runs/mini/pretrain/ptv3/nuscenes/dos/seed8/" not in out.stdout
-    claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
-    assert "--seeds 0 1 2 3 4 5 6 7 " in claims
-    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "num_seeds=0"), cwd=tree, env=environment(),
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "num_seeds" in bad.stdout + bad.stderr
+    assert "--seeds 0 1 2 3 4 5 6 7 " in _claims_command(out.stdout)
+    _assert_config_refused(tree, "num_seeds=0", "num_seeds")
 
 
 def test_first_seed_shifts_the_seeds_to_ones_not_run_before(tree: Path) -> None:
@@ -126,11 +135,8 @@ def test_first_seed_shifts_the_seeds_to_ones_not_run_before(tree: Path) -> None:
             assert f"runs/mini/pretrain/ptv3/nuscenes/dos/seed{seed}/encoder.pt" in out.stdout
         for seed in (0, 9, 13):
             assert f"runs/mini/pretrain/ptv3/nuscenes/dos/seed{seed}/" not in out.stdout
-        claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
-        assert "--seeds 10 11 12 " in claims
-    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "first_seed=-1"), cwd=tree, env=environment(),
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "first_seed" in bad.stdout + bad.stderr
+        assert "--seeds 10 11 12 " in _claims_command(out.stdout)
+    _assert_config_refused(tree, "first_seed=-1", "first_seed")
 
 
 def test_first_stage_makes_the_claims_steins_and_is_checked_against_the_seeds(tree: Path) -> None:
@@ -139,11 +145,8 @@ def test_first_stage_makes_the_claims_steins_and_is_checked_against_the_seeds(tr
     seeds run is refused before any job."""
     out = run(snakemake("-n", "-p", "--config", "scale=mini", "num_seeds=4", "first_stage=3", "target_half_width=0.5",
                         "--", "results/mini/claims.csv"), cwd=tree, env=environment(), timeout=300)
-    claims = next(line for line in out.stdout.splitlines() if "dos report claims" in line)
-    assert "--seeds 0 1 2 3 --first-stage 3 --half-width 0.5 " in claims
-    bad = subprocess.run(snakemake("-n", "--config", "scale=mini", "first_stage=4"), cwd=tree, env=environment(),
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "first_stage=4" in bad.stdout + bad.stderr
+    assert "--seeds 0 1 2 3 --first-stage 3 --half-width 0.5 " in _claims_command(out.stdout)
+    _assert_config_refused(tree, "first_stage=4", "first_stage=4")
 
 
 def test_shared_pretraining_feeds_every_table(tree: Path) -> None:
